@@ -1,0 +1,93 @@
+"""Named events with async handlers, as in ``@transport.event_handler("on_client_connected")``."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+EventHandler = Callable[..., Awaitable[None] | None]
+
+log = structlog.get_logger("runner.events")
+
+
+class UnknownEventError(ValueError):
+    """An event name the emitter does not declare."""
+
+
+class EventEmitter:
+    """Mix-in that declares event names and runs their handlers.
+
+    Handlers receive the emitter first, then the event's own arguments. A handler that
+    raises is logged and never breaks the emitter or the other handlers.
+    """
+
+    def __init__(self) -> None:
+        self._event_handlers: dict[str, list[EventHandler]] = {}
+        self._event_tasks: set[asyncio.Task[None]] = set()
+
+    def _register_event_handler(self, name: str) -> None:
+        self._event_handlers.setdefault(name, [])
+
+    @property
+    def event_names(self) -> list[str]:
+        """Every event this emitter can fire."""
+        return sorted(self._event_handlers)
+
+    def add_event_handler(self, name: str, handler: EventHandler) -> None:
+        """Attach ``handler`` to the event ``name``."""
+        if name not in self._event_handlers:
+            known = ", ".join(self.event_names) or "none"
+            raise UnknownEventError(f"{type(self).__name__} has no event {name!r} (known: {known})")
+        self._event_handlers[name].append(handler)
+
+    def event_handler(self, name: str) -> Callable[[EventHandler], EventHandler]:
+        """Decorator form of :meth:`add_event_handler`."""
+
+        def decorator(handler: EventHandler) -> EventHandler:
+            self.add_event_handler(name, handler)
+            return handler
+
+        return decorator
+
+    def has_event_handlers(self, name: str) -> bool:
+        """True when something listens to ``name``."""
+        return bool(self._event_handlers.get(name))
+
+    async def _call_event_handler(self, name: str, *args: Any) -> None:
+        """Run the handlers of ``name`` one after the other, here and now."""
+        for handler in tuple(self._event_handlers.get(name, ())):
+            try:
+                result = handler(self, *args)
+                if inspect.isawaitable(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a user's handler must not break the emitter
+                log.error(
+                    "event_handler_failed",
+                    emitter=type(self).__name__,
+                    event_name=name,
+                    handler=getattr(handler, "__qualname__", repr(handler)),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+
+    def _spawn_event_handler(self, name: str, *args: Any) -> None:
+        """Run the handlers of ``name`` in a background task (for hot paths)."""
+        if not self._event_handlers.get(name):
+            return
+        task = asyncio.get_running_loop().create_task(self._call_event_handler(name, *args))
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
+
+    async def _wait_event_handlers(self, timeout: float = 5.0) -> None:
+        """Let spawned handlers finish (bounded), cancelling stragglers."""
+        pending = set(self._event_tasks)
+        if not pending:
+            return
+        _, still = await asyncio.wait(pending, timeout=timeout)
+        for task in still:
+            task.cancel()

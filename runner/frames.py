@@ -1,0 +1,241 @@
+"""The frame vocabulary: everything that moves through a pipeline is a frame.
+
+Three families, told apart by base class:
+
+* ``SystemFrame`` -- out of band. Processors that queue work let these overtake
+  queued data (start, cancel, interruption, speaking notices, errors).
+* ``DataFrame`` -- media and text, processed in order and dropped by an interruption.
+* ``ControlFrame`` -- in order like data, but survive an interruption (end, flush).
+
+This module imports nothing of ours, so anything may depend on it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class FrameDirection(Enum):
+    """Which way a frame travels: towards the output (downstream) or back to the input."""
+
+    DOWNSTREAM = 1
+    UPSTREAM = 2
+
+
+@dataclass(slots=True)
+class Frame:
+    """Base of every frame."""
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(slots=True)
+class SystemFrame(Frame):
+    """Out-of-band frame: overtakes queued data frames."""
+
+
+@dataclass(slots=True)
+class DataFrame(Frame):
+    """In-band frame; an interruption drops it from any queue."""
+
+
+@dataclass(slots=True)
+class ControlFrame(Frame):
+    """In-band frame that an interruption does not drop."""
+
+
+# ---------------------------------------------------------------- system frames
+
+
+@dataclass(slots=True)
+class StartFrame(SystemFrame):
+    """First frame of a pipeline run; carries the audio formats the pipeline agreed on."""
+
+    audio_in_sample_rate: int = 16000
+    audio_out_sample_rate: int = 24000
+    allow_interruptions: bool = True
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class CancelFrame(SystemFrame):
+    """Stop now: processors abandon queued work and shut down."""
+
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class InterruptionFrame(SystemFrame):
+    """The user barged in: drop queued data, stop talking."""
+
+
+@dataclass(slots=True)
+class UserStartedSpeakingFrame(SystemFrame):
+    """Voice activity started."""
+
+
+@dataclass(slots=True)
+class UserStoppedSpeakingFrame(SystemFrame):
+    """Voice activity stopped."""
+
+
+@dataclass(slots=True)
+class BotStartedSpeakingFrame(SystemFrame):
+    """The output transport began playing bot audio."""
+
+
+@dataclass(slots=True)
+class BotStoppedSpeakingFrame(SystemFrame):
+    """The output transport ran out of bot audio."""
+
+
+@dataclass(slots=True)
+class ErrorFrame(SystemFrame):
+    """A processor failed. ``fatal`` errors end the pipeline."""
+
+    error: str
+    processor: str | None = None
+    fatal: bool = True
+    exception: BaseException | None = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class InputTransportMessageFrame(SystemFrame):
+    """An app message that arrived from the client (data channel)."""
+
+    message: Any
+
+
+# ---------------------------------------------------------------- data frames
+
+
+@dataclass(slots=True)
+class AudioRawFrame(DataFrame):
+    """16-bit signed little-endian PCM, interleaved when ``num_channels`` > 1."""
+
+    audio: bytes
+    sample_rate: int
+    num_channels: int = 1
+
+    @property
+    def num_frames(self) -> int:
+        """Samples per channel."""
+        return len(self.audio) // (2 * self.num_channels)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.num_frames / self.sample_rate if self.sample_rate else 0.0
+
+
+@dataclass(slots=True)
+class InputAudioRawFrame(AudioRawFrame):
+    """Audio from the user (microphone)."""
+
+
+@dataclass(slots=True)
+class OutputAudioRawFrame(AudioRawFrame):
+    """Audio for the user's speaker."""
+
+
+@dataclass(slots=True)
+class ImageRawFrame(DataFrame):
+    """A raw picture: ``size`` is (width, height), ``format`` e.g. ``RGB``, ``gray``, ``yuv420p``."""
+
+    image: bytes
+    size: tuple[int, int]
+    format: str = "RGB"
+
+
+@dataclass(slots=True)
+class InputImageRawFrame(ImageRawFrame):
+    """A frame from the user's camera or screen; ``source`` tells which."""
+
+    source: str = "camera"
+    user_id: str | None = None
+
+
+@dataclass(slots=True)
+class OutputImageRawFrame(ImageRawFrame):
+    """A frame for the bot's video track."""
+
+
+@dataclass(slots=True)
+class TextFrame(DataFrame):
+    """Text produced by a processor (for example a responder's reply)."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class TTSSpeakFrame(DataFrame):
+    """Text the bot should say out loud as is (``say`` action, greetings)."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class TranscriptionFrame(DataFrame):
+    """Text recognised from the user's speech."""
+
+    text: str
+    user_id: str = ""
+    timestamp: float = field(default_factory=time.time)
+    final: bool = True
+
+
+@dataclass(slots=True)
+class OutputTransportMessageFrame(DataFrame):
+    """An app message for the client (sent over the data channel)."""
+
+    message: Any
+
+
+# ---------------------------------------------------------------- control frames
+
+
+@dataclass(slots=True)
+class EndFrame(ControlFrame):
+    """Finish gracefully: everything queued before it is processed first."""
+
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class FlushFrame(ControlFrame):
+    """Ask buffering processors to emit what they hold."""
+
+
+__all__ = [
+    "AudioRawFrame",
+    "BotStartedSpeakingFrame",
+    "BotStoppedSpeakingFrame",
+    "CancelFrame",
+    "ControlFrame",
+    "DataFrame",
+    "EndFrame",
+    "ErrorFrame",
+    "FlushFrame",
+    "Frame",
+    "FrameDirection",
+    "ImageRawFrame",
+    "InputAudioRawFrame",
+    "InputImageRawFrame",
+    "InputTransportMessageFrame",
+    "InterruptionFrame",
+    "OutputAudioRawFrame",
+    "OutputImageRawFrame",
+    "OutputTransportMessageFrame",
+    "StartFrame",
+    "SystemFrame",
+    "TTSSpeakFrame",
+    "TextFrame",
+    "TranscriptionFrame",
+    "UserStartedSpeakingFrame",
+    "UserStoppedSpeakingFrame",
+]

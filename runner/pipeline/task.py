@@ -1,0 +1,205 @@
+"""``PipelineTask`` runs one pipeline: start, feed frames, end gracefully or cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from runner.events import EventEmitter
+from runner.frames import (
+    CancelFrame,
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    FrameDirection,
+    StartFrame,
+)
+from runner.processors.base import DOWNSTREAM, UPSTREAM, FrameProcessor
+
+log = structlog.get_logger("runner.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineParams:
+    """Pipeline-wide settings carried to every processor by the ``StartFrame``."""
+
+    audio_in_sample_rate: int = 16000
+    audio_out_sample_rate: int = 24000
+    allow_interruptions: bool = True
+    #: how long a graceful ``end()`` may take before the task cancels instead.
+    end_timeout_secs: float = 10.0
+
+
+class _TaskEdge(FrameProcessor):
+    """The task's own processors at both ends of the pipeline."""
+
+    def __init__(self, task: PipelineTask, name: str) -> None:
+        super().__init__(name=name)
+        self._task = task
+
+    async def queue_frame(self, frame: Frame, direction: FrameDirection = DOWNSTREAM) -> None:
+        if self.next is not None and direction is DOWNSTREAM:
+            await self.push_frame(frame, direction)  # the head: feed the pipeline
+        elif self.prev is not None and direction is UPSTREAM:
+            await self.push_frame(frame, direction)
+        else:
+            await self._task._frame_reached_end(frame, direction)
+
+
+class PipelineTask(EventEmitter):
+    """Runs a pipeline to completion.
+
+    Events: ``on_pipeline_started``, ``on_pipeline_finished`` (with the reason),
+    ``on_pipeline_error`` (with the :class:`ErrorFrame`), ``on_frame_reached_downstream``
+    (with every frame that leaves the last processor).
+    """
+
+    events = (
+        "on_pipeline_started",
+        "on_pipeline_finished",
+        "on_pipeline_error",
+        "on_frame_reached_downstream",
+    )
+
+    def __init__(
+        self,
+        pipeline: FrameProcessor,
+        *,
+        params: PipelineParams | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        for event in self.events:
+            self._register_event_handler(event)
+        self.pipeline = pipeline
+        self.params = params or PipelineParams()
+        self.name = name or f"PipelineTask({pipeline.name})"
+        self._head = _TaskEdge(self, "task::head")
+        self._tail = _TaskEdge(self, "task::tail")
+        self._head.link(pipeline)
+        pipeline.link(self._tail)
+        self._inbox: asyncio.Queue[Frame] = asyncio.Queue()
+        self._finished = asyncio.Event()
+        self._finish_reason = ""
+        self._feeder: asyncio.Task[None] | None = None
+        self._running = False
+        self._cancelling = False
+        self.error: ErrorFrame | None = None
+
+    @property
+    def has_finished(self) -> bool:
+        return self._finished.is_set()
+
+    @property
+    def finish_reason(self) -> str:
+        return self._finish_reason
+
+    # ------------------------------------------------------------ control
+
+    async def queue_frame(self, frame: Frame) -> None:
+        """Queue one frame for the pipeline (kept in order, fed after start)."""
+        await self._inbox.put(frame)
+
+    async def queue_frames(self, frames: Iterable[Frame]) -> None:
+        """Queue several frames in order."""
+        for frame in frames:
+            await self._inbox.put(frame)
+
+    async def end(self) -> None:
+        """Finish gracefully: queued frames are processed, then everything stops."""
+        await self.queue_frame(EndFrame())
+
+    async def cancel(self, reason: str = "cancelled") -> None:
+        """Stop now, dropping queued work."""
+        if self._finished.is_set() or self._cancelling:
+            return
+        self._cancelling = True
+        if self._feeder is not None and self._feeder is not asyncio.current_task():
+            self._feeder.cancel()
+        if self._running:
+            await self._head.push_frame(CancelFrame(reason=reason), DOWNSTREAM)
+        self._finish(reason)
+
+    async def run(self) -> None:
+        """Start the pipeline and return once it has ended, been cancelled or failed."""
+        if self._running or self._finished.is_set():
+            raise RuntimeError("a PipelineTask runs once")
+        self._running = True
+        structlog.contextvars.bind_contextvars(pipeline=self.name)
+        try:
+            start = StartFrame(
+                audio_in_sample_rate=self.params.audio_in_sample_rate,
+                audio_out_sample_rate=self.params.audio_out_sample_rate,
+                allow_interruptions=self.params.allow_interruptions,
+            )
+            await self._head.push_frame(start, DOWNSTREAM)
+            if not self._finished.is_set():
+                await self._call_event_handler("on_pipeline_started")
+                self._feeder = asyncio.get_running_loop().create_task(self._feed(), name=f"{self.name}-feed")
+            await self._finished.wait()
+        except asyncio.CancelledError:
+            await asyncio.shield(self.cancel("task cancelled"))
+            raise
+        finally:
+            await self._shutdown()
+
+    # ------------------------------------------------------------ internals
+
+    async def _feed(self) -> None:
+        while True:
+            frame = await self._inbox.get()
+            await self._head.push_frame(frame, DOWNSTREAM)
+            if isinstance(frame, EndFrame):
+                await self._wait_end(frame)
+                return
+
+    async def _wait_end(self, frame: EndFrame) -> None:
+        try:
+            await asyncio.wait_for(self._finished.wait(), timeout=self.params.end_timeout_secs)
+        except TimeoutError:
+            log.warning("pipeline_end_timeout", timeout_secs=self.params.end_timeout_secs)
+            await self.cancel("end timed out")
+
+    async def _frame_reached_end(self, frame: Frame, direction: FrameDirection) -> None:
+        if direction is DOWNSTREAM:
+            if isinstance(frame, EndFrame):
+                self._finish(frame.reason or "ended")
+            elif self.has_event_handlers("on_frame_reached_downstream"):
+                await self._call_event_handler("on_frame_reached_downstream", frame)
+            return
+        if isinstance(frame, ErrorFrame):
+            await self._handle_error(frame)
+        elif isinstance(frame, EndFrame):
+            # A processor asked for the end: send it down from the top, in order.
+            await self.queue_frame(EndFrame(reason=frame.reason))
+        elif isinstance(frame, CancelFrame):
+            asyncio.get_running_loop().create_task(self.cancel(frame.reason or "cancelled"))
+
+    async def _handle_error(self, frame: ErrorFrame) -> None:
+        await self._call_event_handler("on_pipeline_error", frame)
+        if frame.fatal:
+            log.error("pipeline_failed", processor=frame.processor, error=frame.error)
+            self.error = self.error or frame
+            # Not inline: we are inside the failing processor's call stack.
+            asyncio.get_running_loop().create_task(self.cancel(f"error in {frame.processor}"))
+
+    def _finish(self, reason: str) -> None:
+        if not self._finished.is_set():
+            self._finish_reason = reason
+            self._finished.set()
+
+    async def _shutdown(self) -> None:
+        if self._feeder is not None and self._feeder is not asyncio.current_task():
+            self._feeder.cancel()
+            await asyncio.gather(self._feeder, return_exceptions=True)
+        for processor in self.pipeline.processors():
+            try:
+                await processor.cleanup()
+            except Exception as exc:
+                log.error("processor_cleanup_failed", processor=processor.name, error=repr(exc))
+        await self._call_event_handler("on_pipeline_finished", self._finish_reason)
+        await self._wait_event_handlers()
+        log.info("pipeline_finished", reason=self._finish_reason)

@@ -1,0 +1,226 @@
+"""``FrameProcessor``: the unit every pipeline is made of.
+
+Frames move by direct ``await``: a processor's :meth:`~FrameProcessor.push_frame`
+calls the next processor's :meth:`~FrameProcessor.queue_frame`, which runs its
+:meth:`~FrameProcessor.process_frame` there and then. A processor doing slow work sets
+``queue_size`` and gets a task and bounded queue of its own (see
+:mod:`runner.processors.queue`), so it never stalls the processors before it.
+
+Lifecycle hooks (:meth:`start`, :meth:`stop`, :meth:`cancel`, :meth:`interrupted`,
+:meth:`cleanup`) are called by the base class; subclasses override
+:meth:`process_frame` without calling ``super()``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from runner.events import EventEmitter
+from runner.frames import (
+    CancelFrame,
+    DataFrame,
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    FrameDirection,
+    InterruptionFrame,
+    StartFrame,
+    SystemFrame,
+)
+from runner.processors.queue import FrameWorker, Overflow
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+DOWNSTREAM = FrameDirection.DOWNSTREAM
+UPSTREAM = FrameDirection.UPSTREAM
+
+log = structlog.get_logger("runner.processors")
+
+
+class ProcessorParams(BaseModel):
+    """Base of every plugin's ``Params`` model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class FrameProcessor(EventEmitter):
+    """Receives frames, does its work, pushes frames on (either direction).
+
+    Plugin processors declare a nested ``Params`` model (a :class:`ProcessorParams`)
+    and are built as ``cls(params, name=<id from the spec>)``; ``events`` names the
+    events the processor can fire, which specs may attach actions to.
+    """
+
+    Params: ClassVar[type[ProcessorParams]] = ProcessorParams
+    events: ClassVar[tuple[str, ...]] = ()
+    #: > 0 gives the processor its own task and a queue of that many frames.
+    queue_size: ClassVar[int] = 0
+    #: what a full queue does: make the sender wait, or drop its oldest data frame.
+    queue_overflow: ClassVar[Overflow] = "block"
+
+    def __init__(self, *, name: str | None = None) -> None:
+        super().__init__()
+        for event in self.events:
+            self._register_event_handler(event)
+        self.name = name or type(self).__name__
+        self._next: FrameProcessor | None = None
+        self._prev: FrameProcessor | None = None
+        self._worker: FrameWorker | None = None
+        self._started = False
+        self.start_frame: StartFrame | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    # ------------------------------------------------------------ wiring
+
+    def link(self, downstream: FrameProcessor) -> None:
+        """Make ``downstream`` the next processor."""
+        self._next = downstream
+        downstream._prev = self
+
+    def processors(self) -> Iterator[FrameProcessor]:
+        """This processor and, for containers, everything inside it."""
+        yield self
+
+    @property
+    def next(self) -> FrameProcessor | None:
+        return self._next
+
+    @property
+    def prev(self) -> FrameProcessor | None:
+        return self._prev
+
+    @property
+    def audio_in_sample_rate(self) -> int:
+        return self.start_frame.audio_in_sample_rate if self.start_frame else 16000
+
+    @property
+    def audio_out_sample_rate(self) -> int:
+        return self.start_frame.audio_out_sample_rate if self.start_frame else 24000
+
+    # ------------------------------------------------------------ frame entry
+
+    async def queue_frame(self, frame: Frame, direction: FrameDirection = DOWNSTREAM) -> None:
+        """Hand a frame to this processor (what neighbours call)."""
+        if isinstance(frame, DataFrame):
+            worker = self._worker
+            if worker is None:
+                await self._dispatch(frame, direction)
+            else:
+                await worker.put(frame, direction)
+        elif isinstance(frame, SystemFrame):
+            await self._system_frame(frame, direction)
+        else:
+            worker = self._worker
+            if worker is None:
+                await self._control_frame(frame, direction)
+            else:
+                await worker.put(frame, direction)
+
+    async def _system_frame(self, frame: SystemFrame, direction: FrameDirection) -> None:
+        if isinstance(frame, StartFrame):
+            if self._started:
+                return
+            self._started = True
+            self.start_frame = frame
+            if self.queue_size > 0:
+                self._worker = FrameWorker(self.name, self._control_or_data, self.queue_size, self.queue_overflow)
+                self._worker.start()
+            try:
+                await self.start(frame)
+            except Exception as exc:
+                await self._failed(exc, frame, direction)
+                return
+        elif isinstance(frame, CancelFrame):
+            await self._stop_worker()
+            await self._safe_hook(self.cancel(frame), frame, direction)
+        elif isinstance(frame, InterruptionFrame):
+            if self._worker is not None:
+                await self._worker.interrupt()
+            await self._safe_hook(self.interrupted(), frame, direction)
+        await self._dispatch(frame, direction)
+
+    async def _control_or_data(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, DataFrame):
+            await self._dispatch(frame, direction)
+        else:
+            await self._control_frame(frame, direction)
+
+    async def _control_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, EndFrame) and direction is DOWNSTREAM:
+            if not await self._safe_hook(self.stop(frame), frame, direction):
+                return
+            await self._dispatch(frame, direction)
+            await self._stop_worker()
+            return
+        await self._dispatch(frame, direction)
+
+    async def _dispatch(self, frame: Frame, direction: FrameDirection) -> None:
+        try:
+            await self.process_frame(frame, direction)
+        except Exception as exc:
+            await self._failed(exc, frame, direction)
+
+    async def _safe_hook(self, hook: object, frame: Frame, direction: FrameDirection) -> bool:
+        try:
+            await hook  # type: ignore[misc]
+        except Exception as exc:
+            await self._failed(exc, frame, direction)
+            return False
+        return True
+
+    async def _failed(self, exc: Exception, frame: Frame, direction: FrameDirection) -> None:
+        log.error(
+            "processor_failed",
+            processor=self.name,
+            processor_type=type(self).__name__,
+            frame=frame.name,
+            error=f"{type(exc).__name__}: {exc}",
+            exc_info=exc,
+        )
+        error = ErrorFrame(error=f"{type(exc).__name__}: {exc}", processor=self.name, fatal=True, exception=exc)
+        await self.push_frame(error, UPSTREAM)
+
+    async def _stop_worker(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await worker.stop()
+
+    # ------------------------------------------------------------ for subclasses
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Handle one frame. The default passes it on unchanged."""
+        await self.push_frame(frame, direction)
+
+    async def push_frame(self, frame: Frame, direction: FrameDirection = DOWNSTREAM) -> None:
+        """Send a frame to the next processor in ``direction`` (dropped at the ends)."""
+        target = self._next if direction is DOWNSTREAM else self._prev
+        if target is not None:
+            await target.queue_frame(frame, direction)
+
+    async def push_error(self, error: str, *, fatal: bool = False) -> None:
+        """Report a problem upstream; a fatal one ends the pipeline."""
+        log.warning("processor_error", processor=self.name, error=error, fatal=fatal)
+        await self.push_frame(ErrorFrame(error=error, processor=self.name, fatal=fatal), UPSTREAM)
+
+    async def start(self, frame: StartFrame) -> None:
+        """Called once when the pipeline starts, before the ``StartFrame`` moves on."""
+
+    async def stop(self, frame: EndFrame) -> None:
+        """Called when ``EndFrame`` arrives, after all data queued before it."""
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        """Called when the pipeline is cancelled."""
+
+    async def interrupted(self) -> None:
+        """Called on an interruption, after this processor's queue was flushed."""
+
+    async def cleanup(self) -> None:
+        """Release resources; called once by the task after the pipeline has finished."""
+        await self._stop_worker()
+        await self._wait_event_handlers()
