@@ -53,3 +53,14 @@ class TransportParams(TransportSettings):
 
     vad_analyzer: SkipJsonSchema[Any] = None
     """A :class:`runner.audio.vad.VADAnalyzer` fed with input audio, or None."""
+
+
+#: Events a SmallWebRTC transport fires (handlers get the transport, then the arguments).
+TRANSPORT_EVENTS: tuple[str, ...] = (
+    "on_app_message",  # (message, sender_pc_id)
+    "on_client_connected",  # (connection)
+    "on_client_disconnected",  # (connection)
+    "on_client_closed",  # (connection)
+    "on_client_ready",  # (connection) after the RTVI client-ready handshake
+    "on_client_message",  # (RTVI client-message: msg_type, data, request_id)
+)
