@@ -83,7 +83,7 @@ class EventEmitter:
         self._event_tasks.add(task)
         task.add_done_callback(self._event_tasks.discard)
 
-    async def _wait_event_handlers(self, timeout: float = 5.0) -> None:
+    async def _wait_event_handlers(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a grace period
         """Let spawned handlers finish (bounded), cancelling stragglers."""
         pending = set(self._event_tasks)
         if not pending:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,7 +30,7 @@ class ActionContext:
     event: str
     args: tuple[Any, ...] = ()
     task: PipelineTask | None = None
-    send_app_message: Callable[[Any], Awaitable[None] | None] | None = None
+    send_app_message: Callable[[Any], object] | None = None
     session_id: str | None = None
     log: Any = field(default_factory=lambda: structlog.get_logger("runner.actions"))
 

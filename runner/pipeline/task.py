@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -87,6 +88,7 @@ class PipelineTask(EventEmitter):
         self._feeder: asyncio.Task[None] | None = None
         self._running = False
         self._cancelling = False
+        self._background: set[asyncio.Task[None]] = set()
         self.error: ErrorFrame | None = None
 
     @property
@@ -176,7 +178,7 @@ class PipelineTask(EventEmitter):
             # A processor asked for the end: send it down from the top, in order.
             await self.queue_frame(EndFrame(reason=frame.reason))
         elif isinstance(frame, CancelFrame):
-            asyncio.get_running_loop().create_task(self.cancel(frame.reason or "cancelled"))
+            self._in_background(self.cancel(frame.reason or "cancelled"))
 
     async def _handle_error(self, frame: ErrorFrame) -> None:
         await self._call_event_handler("on_pipeline_error", frame)
@@ -184,7 +186,12 @@ class PipelineTask(EventEmitter):
             log.error("pipeline_failed", processor=frame.processor, error=frame.error)
             self.error = self.error or frame
             # Not inline: we are inside the failing processor's call stack.
-            asyncio.get_running_loop().create_task(self.cancel(f"error in {frame.processor}"))
+            self._in_background(self.cancel(f"error in {frame.processor}"))
+
+    def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _finish(self, reason: str) -> None:
         if not self._finished.is_set():

@@ -122,10 +122,16 @@ def _load_one(group: str, base: type, package: str, version: str, name: str, tar
     try:
         obj = loader.load()  # type: ignore[attr-defined]
     except Exception as exc:  # any import-time failure of a third-party module
-        return PluginInfo(group, name, package, version, target, error=f"cannot import {target}: {type(exc).__name__}: {exc}")
+        return PluginInfo(
+            group, name, package, version, target, error=f"cannot import {target}: {type(exc).__name__}: {exc}"
+        )
     if not (isinstance(obj, type) and issubclass(obj, base)):
         return PluginInfo(
-            group, name, package, version, target,
+            group,
+            name,
+            package,
+            version,
+            target,
             error=f"{target} is not a subclass of {base.__module__}.{base.__qualname__}",
         )
     return PluginInfo(group, name, package, version, target, obj=obj)
@@ -143,8 +149,14 @@ def _mark_duplicates(infos: list[PluginInfo]) -> list[PluginInfo]:
         owners = ", ".join(p.display_name for p in same)
         for info in same:
             result.append(
-                PluginInfo(info.group, info.name, info.package, info.version, info.target,
-                           error=f"name {info.name!r} is registered by several packages: {owners}")
+                PluginInfo(
+                    info.group,
+                    info.name,
+                    info.package,
+                    info.version,
+                    info.target,
+                    error=f"name {info.name!r} is registered by several packages: {owners}",
+                )
             )
     return result
 

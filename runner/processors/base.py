@@ -13,7 +13,7 @@ Lifecycle hooks (:meth:`start`, :meth:`stop`, :meth:`cancel`, :meth:`interrupted
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import structlog
 from pydantic import BaseModel, ConfigDict
@@ -33,7 +33,7 @@ from runner.frames import (
 from runner.processors.queue import FrameWorker, Overflow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 DOWNSTREAM = FrameDirection.DOWNSTREAM
 UPSTREAM = FrameDirection.UPSTREAM
@@ -75,6 +75,12 @@ class FrameProcessor(EventEmitter):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+    @classmethod
+    def from_params(cls, params: ProcessorParams, *, name: str | None = None) -> Self:
+        """Build from validated spec parameters; plugins take ``(params, name=...)``."""
+        factory: Callable[..., Self] = cls
+        return factory(params, name=name)
 
     # ------------------------------------------------------------ wiring
 

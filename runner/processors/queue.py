@@ -122,8 +122,13 @@ class FrameWorker:
                 raise
 
     async def _run(self) -> None:
-        while not self._stopped:
+        me = asyncio.current_task()
+        # stop() called from inside the handler (an interruption arriving synchronously
+        # from downstream) cannot cancel this task; a restarted worker then replaces it,
+        # so leave as soon as the handler returns instead of competing for the queue.
+        while not self._stopped and self._task is me:
             frame, direction = await self.queue.get()
             self._current = frame
             await self._handler(frame, direction)
-            self._current = None
+            if self._task is me:
+                self._current = None
