@@ -1,0 +1,364 @@
+"""Loading a spec: YAML -> interpolated data -> section models and plugin params.
+
+Every problem is collected (syntax, unset variables, unknown keys, wrong types, unknown
+plugins and events) and raised together as one :class:`SpecError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
+from pydantic_core import to_jsonable_python
+
+from runner.params import TRANSPORT_EVENTS
+from runner.pipeline.task import PipelineTask
+from runner.plugins.discovery import ACTIONS, PROCESSORS, VAD, PluginRegistry, UnknownPluginError
+from runner.spec.errors import Loc, SpecError, SpecIssue, did_you_mean, format_path
+from runner.spec.models import (
+    ID_PATTERN,
+    SECRET_KEY,
+    ActionSpec,
+    ProcessorSpec,
+    Spec,
+    SpecDocument,
+    VadSpec,
+    valid_id,
+)
+from runner.spec.yamlio import Document, Pos, read_document
+
+MASK = "********"
+
+
+def builtin_events() -> tuple[str, ...]:
+    """Events every spec may handle: the transport's and the pipeline task's."""
+    return (*TRANSPORT_EVENTS, *PipelineTask.events)
+
+
+def load_spec(
+    path: str | os.PathLike[str],
+    registry: PluginRegistry,
+    *,
+    env: Mapping[str, str] | None = None,
+    skip_env: bool = False,
+) -> Spec:
+    """Read and validate the spec at ``path``; raises :class:`SpecError` listing every problem.
+
+    ``env`` defaults to ``os.environ``; ``skip_env=True`` leaves unset ``${VAR}`` references
+    in place and does not check the values that hold them.
+    """
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([SpecIssue(file, 0, 0, "", "no such file")]) from None
+    except IsADirectoryError:
+        raise SpecError([SpecIssue(file, 0, 0, "", "is a directory, not a spec file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([SpecIssue(file, 0, 0, "", f"cannot read: {exc}")]) from None
+    return parse_spec(text, registry, file=file, env=env, skip_env=skip_env)
+
+
+def parse_spec(
+    text: str,
+    registry: PluginRegistry,
+    *,
+    file: str = "<spec>",
+    env: Mapping[str, str] | None = None,
+    skip_env: bool = False,
+) -> Spec:
+    """Validate spec text (``file`` is only used in messages); see :func:`load_spec`."""
+    doc = read_document(text, os.environ if env is None else env, skip_env=skip_env)
+    checker = _Checker(doc, registry, file)
+    spec = checker.run()
+    if checker.issues or spec is None:
+        raise SpecError(checker.issues or [SpecIssue(file, 1, 1, "", "invalid spec")])
+    return spec
+
+
+class _Checker:
+    def __init__(self, doc: Document, registry: PluginRegistry, file: str) -> None:
+        self.doc, self.registry, self.file = doc, registry, file
+        self.issues: list[SpecIssue] = []
+
+    # ------------------------------------------------------------------ reporting
+
+    def add(self, loc: Loc, message: str, *, key: bool = False, pos: Pos | None = None) -> None:
+        where = pos or self.doc.pos(loc, key=key)
+        self.issues.append(SpecIssue(self.file, where.line, where.col, format_path(loc), message))
+
+    def held_back(self, loc: Loc) -> bool:
+        """True at a value whose ``${VAR}`` was not resolved (already reported, or skipped)."""
+        return any(loc[:end] in self.doc.unresolved for end in range(len(loc), 0, -1))
+
+    # ------------------------------------------------------------------ the whole file
+
+    def run(self) -> Spec | None:
+        for raw in self.doc.issues:
+            self.add(raw.loc, raw.message, pos=raw.pos)
+        data = self.doc.data
+        if data is None:
+            if not self.doc.issues:
+                self.add((), "the file is empty; a spec starts with 'version: 1'")
+            return None
+        if not isinstance(data, dict):
+            self.add((), "a spec must be a mapping of sections (version, server, ice, processors, ...)")
+            return None
+        core = self.validate(SpecDocument, data, ())
+        vad = self.check_vad(data.get("vad"))
+        processors, all_resolved = self.check_processors(data.get("processors"))
+        events = self.check_events(data.get("events"), processors, all_resolved)
+        if self.issues or not isinstance(core, SpecDocument):
+            return None
+        return Spec(
+            version=core.version,
+            server=core.server,
+            ice=core.ice,
+            codecs=core.codecs,
+            transport=core.transport,
+            pipeline=core.pipeline,
+            vad=vad,
+            processors=processors,
+            events=events,
+            source=self.file,
+        )
+
+    # ------------------------------------------------------------------ plugin sections
+
+    def check_vad(self, raw: Any) -> VadSpec | None:
+        if not isinstance(raw, dict):
+            return None
+        loc: Loc = ("vad",)
+        plugin = self.plugin(VAD, raw, "type", loc)
+        if plugin is None:
+            return None
+        params = self.plugin_params(plugin, raw, ("type",), loc)
+        return None if params is None else VadSpec(type=raw["type"], plugin=plugin, params=params)
+
+    def check_processors(self, raw: Any) -> tuple[list[ProcessorSpec], bool]:
+        result: list[ProcessorSpec] = []
+        all_resolved = True
+        if not isinstance(raw, list):
+            return result, all_resolved
+        ids: dict[str, Loc] = {}
+        for i, entry in enumerate(raw):
+            loc: Loc = ("processors", i)
+            if not isinstance(entry, dict):
+                continue  # the document model reports it
+            pid = entry.get("id")
+            if "id" not in entry:
+                self.add(loc, "missing required key 'id' (a unique name for this processor)")
+            elif not isinstance(pid, str) or not valid_id(pid):
+                self.add((*loc, "id"), f"invalid id {pid!r}: use letters, digits, '_', '.', '-' ({ID_PATTERN})")
+            elif pid in ids:
+                first = self.doc.pos(ids[pid])
+                self.add(
+                    (*loc, "id"), f"duplicate processor id {pid!r} (first at line {first.line}, column {first.col})"
+                )
+            else:
+                ids[pid] = (*loc, "id")
+            plugin = self.plugin(PROCESSORS, entry, "type", loc)
+            if plugin is None:
+                all_resolved = False
+                continue
+            params = self.plugin_params(plugin, entry, ("id", "type"), loc)
+            if params is not None and isinstance(pid, str):
+                result.append(ProcessorSpec(id=pid, type=entry["type"], plugin=plugin, params=params))
+        return result, all_resolved
+
+    def check_events(
+        self, raw: Any, processors: list[ProcessorSpec], all_resolved: bool
+    ) -> dict[str, list[ActionSpec]]:
+        result: dict[str, list[ActionSpec]] = {}
+        if not isinstance(raw, dict):
+            return result
+        if all_resolved:
+            plugins: Iterable[type] = [p.plugin for p in processors]
+        else:  # an unknown processor type: accept the events of any installed processor
+            plugins = [self.registry.get(PROCESSORS, name) for name in self.registry.names(PROCESSORS)]
+        known = list(dict.fromkeys([*builtin_events(), *(e for p in plugins for e in getattr(p, "events", ()))]))
+        for name, entries in raw.items():
+            loc: Loc = ("events", name)
+            if name not in known:
+                hint = did_you_mean(name, known) or f" (known events: {', '.join(sorted(known))})"
+                self.add(loc, f"unknown event {name!r}{hint}", key=True)
+            if not isinstance(entries, list):
+                continue
+            steps: list[ActionSpec] = []
+            for j, entry in enumerate(entries):
+                if not isinstance(entry, dict):
+                    continue
+                plugin = self.plugin(ACTIONS, entry, "action", (*loc, j))
+                if plugin is None:
+                    continue
+                params = self.plugin_params(plugin, entry, ("action",), (*loc, j))
+                if params is not None:
+                    steps.append(ActionSpec(entry["action"], plugin, params))
+            result[name] = steps
+        return result
+
+    def plugin(self, group: str, entry: dict[str, Any], key: str, loc: Loc) -> Any:
+        kind = group.rsplit(".", 1)[-1].rstrip("s")
+        if key not in entry:
+            self.add(loc, f"missing required key {key!r} (the {kind} plugin to use)")
+            return None
+        name = entry[key]
+        if not isinstance(name, str):
+            self.add((*loc, key), f"{key} must be a string naming a {kind} plugin")
+            return None
+        if self.held_back((*loc, key)):
+            return None
+        try:
+            return self.registry.get(group, name)
+        except UnknownPluginError as exc:
+            self.add((*loc, key), str(exc))
+            return None
+
+    def plugin_params(self, plugin: type, entry: dict[str, Any], reserved: tuple[str, ...], loc: Loc) -> Any:
+        params_cls = getattr(plugin, "Params", None)
+        if not (isinstance(params_cls, type) and issubclass(params_cls, BaseModel)):
+            self.add(loc, f"plugin {plugin.__qualname__} has no pydantic Params model")
+            return None
+        data = {k: v for k, v in entry.items() if k not in reserved}
+        return self.validate(params_cls, data, loc, reserved=reserved)
+
+    # ------------------------------------------------------------------ pydantic -> issues
+
+    def validate(self, model: type[BaseModel], data: dict[str, Any], base: Loc, reserved: tuple[str, ...] = ()) -> Any:
+        data = copy.deepcopy(data)
+        for _ in range(8):
+            try:
+                return model.model_validate(data)
+            except ValidationError as exc:
+                skipped = self.report(model, data, base, exc, reserved)
+            if skipped is None or not _drop(data, skipped):
+                break
+        return None if skipped is None else model.model_construct(**data)
+
+    def report(
+        self, model: type[BaseModel], data: Any, base: Loc, exc: ValidationError, reserved: tuple[str, ...]
+    ) -> list[Loc] | None:
+        """Report ``exc``'s errors; the locations held back by ``${VAR}``, or None if any error was real."""
+        grouped: dict[tuple[Loc, bool], list[str]] = {}
+        skipped: list[Loc] = []
+        for err in exc.errors():
+            loc = _data_loc(data, err["loc"], err["type"])
+            if self.held_back(base + loc):
+                skipped.append(loc)
+                continue
+            kind = err["type"]
+            if kind == "extra_forbidden" and loc:
+                names = [*reserved, *_field_names(model, loc[:-1])]
+                key = str(loc[-1])
+                hint = did_you_mean(key, names) or (f" (valid keys: {', '.join(names)})" if names else "")
+                grouped.setdefault((base + loc, True), []).append(f"unknown key {key!r}{hint}")
+            elif kind == "missing" and loc:
+                grouped.setdefault((base + loc, False), []).append(f"missing required key {loc[-1]!r}")
+            else:
+                message = str(err["msg"]).removeprefix("Value error, ")
+                grouped.setdefault((base + loc, False), []).append(message)
+        for (full, at_key), messages in grouped.items():
+            self.add(full, " or ".join(dict.fromkeys(messages)), key=at_key)
+        return None if grouped else skipped
+
+
+def _data_loc(data: Any, loc: tuple[int | str, ...], kind: str) -> Loc:
+    """pydantic's error location reduced to real keys and indexes (union tags dropped)."""
+    out: list[str | int] = []
+    current = data
+    for i, seg in enumerate(loc):
+        if isinstance(current, dict) and isinstance(seg, str) and seg in current:
+            current = current[seg]
+        elif isinstance(current, list) and isinstance(seg, int) and 0 <= seg < len(current):
+            current = current[seg]
+        elif isinstance(current, dict) and i == len(loc) - 1 and kind in ("missing", "extra_forbidden"):
+            pass
+        else:
+            continue
+        out.append(seg)
+    return tuple(out)
+
+
+def _drop(data: dict[str, Any], locs: list[Loc]) -> bool:
+    """Remove the dict entries at ``locs`` so defaults apply; True when something was removed."""
+    removed = False
+    for loc in locs:
+        parent: Any = data
+        for seg in loc[:-1]:
+            if isinstance(parent, dict) and isinstance(seg, str):
+                parent = parent.get(seg)
+            elif isinstance(parent, list) and isinstance(seg, int) and seg < len(parent):
+                parent = parent[seg]
+            else:
+                parent = None
+        if loc and isinstance(parent, dict) and loc[-1] in parent:
+            del parent[loc[-1]]
+            removed = True
+    return removed
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin is None and not isinstance(annotation, types.UnionType):
+        return []
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _field_names(model: type[BaseModel], loc: Loc) -> list[str]:
+    """Field names of the model found at ``loc`` inside ``model`` (empty when unclear)."""
+    current = model
+    for seg in loc:
+        if isinstance(seg, int):
+            continue
+        field = current.model_fields.get(seg)
+        models = _models_in(field.annotation) if field is not None else []
+        if len(models) != 1:
+            return []
+        current = models[0]
+    return list(current.model_fields)
+
+
+# ---------------------------------------------------------------------- rendering
+
+
+def _masked(value: Any, key: str | None = None) -> Any:
+    if isinstance(value, SecretStr | SecretBytes):
+        return MASK
+    if key is not None and SECRET_KEY.search(key) and value not in (None, "", [], {}):
+        return MASK
+    if isinstance(value, dict):
+        return {str(k): _masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return to_jsonable_python(value)
+
+
+def _dump(model: BaseModel) -> Any:
+    return _masked(model.model_dump(mode="python"))
+
+
+def spec_data(spec: Spec) -> dict[str, Any]:
+    """The resolved spec as plain data (secrets masked), in file order."""
+    data: dict[str, Any] = {"version": spec.version}
+    for name in ("server", "ice", "codecs", "transport", "pipeline"):
+        data[name] = _dump(getattr(spec, name))
+    data["vad"] = None if spec.vad is None else {"type": spec.vad.type, **_dump(spec.vad.params)}
+    data["processors"] = [{"id": p.id, "type": p.type, **_dump(p.params)} for p in spec.processors]
+    data["events"] = {
+        name: [{"action": step.action, **_dump(step.params)} for step in steps] for name, steps in spec.events.items()
+    }
+    return data
+
+
+def render_config(spec: Spec) -> str:
+    """The resolved spec as YAML, with secrets shown as ``'********'``."""
+    return yaml.safe_dump(spec_data(spec), sort_keys=False, default_flow_style=False, allow_unicode=True, width=100)
