@@ -1,0 +1,342 @@
+"""Echo-benchmark client: N SmallWebRTC sessions speaking the protocol like the JS client.
+
+Each session (PROTOCOL.md §2-§3, §6.2): aiortc peer connection with audio ``sendrecv`` +
+video ``sendrecv`` transceivers (in that order) and an ordered ``chat`` data channel; POST
+``{sdp, type, pc_id: null, restart_pc: false}`` to the offer URL; apply the answer; on channel
+open send ``trackStatus`` for indexes 0 and 1, ``ping: <ms>`` every second and RTVI
+``client-ready``; wait for ``bot-ready``. The offer carries its candidates inline (aiortc
+gathers before it answers ``setLocalDescription``), so no PATCH is needed.
+
+The microphone is :class:`ToneMic`: silence with a 1 kHz, 100 ms burst every second. Received
+audio is timestamped at ``recv()`` return; echo RTT = burst onset received - burst onset sent.
+
+Run by ``webrtc_echo.py`` as a subprocess (JSON lines on stdout, ``go`` on stdin), or alone:
+
+    python bench/_client.py --url http://127.0.0.1:7860/api/offer --sessions 1 --duration 5 --no-wait
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fractions
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcconfiguration import RTCBundlePolicy
+
+LOOPBACK = ["127.0.0.1"]
+RATE = 48000
+PTIME = 0.020
+SAMPLES = int(RATE * PTIME)
+
+
+# ---------------------------------------------------------------- loopback ICE
+
+
+def _install_loopback_fallback() -> None:
+    """Client-process-only patch: make aioice gather 127.0.0.1 (it skips loopback).
+
+    Used only when ``runner.webrtc.ice.restrict_host_addresses`` is unavailable. It swaps the
+    module function aioice calls for its interface scan, so every connection in *this client
+    process* gathers exactly ``LOOPBACK``; nothing else about ICE changes.
+    """
+    import aioice.ice
+
+    def loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return list(LOOPBACK) if use_ipv4 else []
+
+    aioice.ice.get_host_addresses = loopback  # type: ignore[assignment]
+
+
+try:  # our own per-connection helper, when present
+    from runner.webrtc.ice import restrict_host_addresses as _restrict
+except Exception:  # noqa: BLE001 - absent or half-written: fall back to the local patch
+    _restrict = None
+    _install_loopback_fallback()
+
+
+def restrict_to_loopback(pc: RTCPeerConnection) -> None:
+    """Gather only loopback host candidates on ``pc`` (call before ``setLocalDescription``)."""
+    if _restrict is not None:
+        _restrict(pc, LOOPBACK)
+
+
+# ---------------------------------------------------------------- microphone
+
+
+def _pcm(amplitude: float, freq: float) -> bytes:
+    n = np.arange(SAMPLES)
+    wave = amplitude * 32767 * np.sin(2 * np.pi * freq * n / RATE)
+    return wave.astype("<i2").tobytes()
+
+
+class ToneMic(MediaStreamTrack):
+    """20 ms mono 48 kHz frames, paced in real time: silence plus periodic tone bursts."""
+
+    kind = "audio"
+
+    def __init__(self, period: float = 1.0, burst: float = 0.1, freq: float = 1000.0, amplitude: float = 0.5) -> None:
+        super().__init__()
+        self.period_frames = round(period / PTIME)
+        self.burst_frames = max(1, round(burst / PTIME))
+        self.onsets: list[float] = []  # monotonic time the first frame of each burst left recv()
+        self._tone = _pcm(amplitude, freq)  # 1 kHz: a whole number of cycles per frame
+        self._silence = bytes(2 * SAMPLES)
+        self._index = 0
+        self._start: float | None = None
+        self._time_base = fractions.Fraction(1, RATE)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            wait = self._start + self._index * PTIME - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        phase = self._index % self.period_frames
+        frame = av.AudioFrame(format="s16", layout="mono", samples=SAMPLES)
+        frame.planes[0].update(self._tone if phase < self.burst_frames else self._silence)
+        frame.sample_rate = RATE
+        frame.pts = self._index * SAMPLES
+        frame.time_base = self._time_base
+        self._index += 1
+        if phase == 0:
+            self.onsets.append(time.monotonic())
+        return frame
+
+
+# ---------------------------------------------------------------- one session
+
+
+@dataclass
+class SessionStats:
+    """What one session measured."""
+
+    index: int
+    offer_answer_ms: float = float("nan")
+    answer_ready_ms: float = float("nan")
+    error: str | None = None
+    rx_frames: list[tuple[float, float]] = field(default_factory=list)  # (recv time, duration s)
+    rx_onsets: list[float] = field(default_factory=list)
+
+
+class EchoSession:
+    """One peer connection against the server under test."""
+
+    def __init__(self, url: str, index: int, threshold: float = 0.1) -> None:
+        self.url = url
+        self.stats = SessionStats(index)
+        self.mic = ToneMic()
+        self.threshold = int(threshold * 32767)
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.bot_ready = asyncio.Event()
+        self.pc_id: str | None = None
+        self.answer_hosts: list[str] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready_id = uuid.uuid4().hex[:8]
+        self._in_burst = False
+        self._quiet = 0
+
+    async def connect(self, http: aiohttp.ClientSession, wait_s: float = 30.0) -> None:
+        """Offer, answer, data-channel handshake, ``bot-ready``."""
+        pc = self.pc
+        pc.addTransceiver(self.mic, direction="sendrecv")
+        pc.addTransceiver("video", direction="sendrecv")
+        channel = pc.createDataChannel("chat", ordered=True)
+        opened = asyncio.Event()
+        channel.on("open", opened.set)
+        channel.on("message", self._on_message)
+        pc.on("track", self._on_track)
+        restrict_to_loopback(pc)
+        await pc.setLocalDescription(await pc.createOffer())
+        body = {"sdp": pc.localDescription.sdp, "type": "offer", "pc_id": None, "restart_pc": False}
+        t0 = time.monotonic()
+        async with http.post(self.url, json=body) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"offer -> HTTP {resp.status}: {(await resp.text())[:200]}")
+            answer = await resp.json()
+        t1 = time.monotonic()
+        self.stats.offer_answer_ms = (t1 - t0) * 1000.0
+        self.pc_id = answer.get("pc_id")
+        self.answer_hosts = sorted(
+            {line.split()[4] for line in answer["sdp"].splitlines() if line.startswith("a=candidate:")}
+        )
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+        await asyncio.wait_for(opened.wait(), wait_s)
+        for index in (0, 1):
+            status = {"type": "trackStatus", "receiver_index": index, "enabled": True}
+            channel.send(json.dumps({"type": "signalling", "message": status}, separators=(",", ":")))
+        self._tasks.append(asyncio.create_task(self._ping(channel)))
+        ready = {
+            "label": "rtvi-ai",
+            "type": "client-ready",
+            "data": {
+                "version": "2.1.0",
+                "about": {"library": "pipeline-run-bench", "library_version": "0.1.0", "platform": "python-aiortc"},
+            },
+            "id": self._ready_id,
+        }
+        channel.send(json.dumps(ready, separators=(",", ":")))
+        await asyncio.wait_for(self.bot_ready.wait(), wait_s)
+        self.stats.answer_ready_ms = (time.monotonic() - t1) * 1000.0
+
+    def _on_message(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            return
+        with contextlib.suppress(ValueError):
+            data = json.loads(message)
+            if isinstance(data, dict) and data.get("label") == "rtvi-ai" and data.get("type") == "bot-ready":
+                self.bot_ready.set()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            self._tasks.append(asyncio.create_task(self._consume(track)))
+
+    async def _ping(self, channel: Any) -> None:
+        while channel.readyState == "open":
+            channel.send(f"ping: {int(time.time() * 1000)}")
+            await asyncio.sleep(1.0)
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        """Drain the bot's audio, noting arrival times and burst onsets."""
+        quiet_to_rearm = 3  # 60 ms of silence ends a burst
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            now = time.monotonic()
+            pcm = frame.to_ndarray().reshape(-1)
+            channels = len(frame.layout.channels)
+            rate = frame.sample_rate or RATE
+            self.stats.rx_frames.append((now, frame.samples / rate))
+            loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > self.threshold)
+            if loud.size:
+                self._quiet = 0
+                if not self._in_burst:
+                    self._in_burst = True
+                    self.stats.rx_onsets.append(now + (int(loud[0]) // channels) / rate)
+            else:
+                self._quiet += 1
+                if self._quiet >= quiet_to_rearm:
+                    self._in_burst = False
+
+    async def close(self) -> None:
+        """Stop tasks and close the peer connection (the server sees a DTLS close)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.pc.close()
+
+
+def session_metrics(session: EchoSession, start: float, end: float, period: float = 1.0) -> dict[str, Any]:
+    """RTTs of bursts sent in [start, end) and continuity of audio received in the window."""
+    sent = [t for t in session.mic.onsets if start <= t < end]
+    rtts: list[float] = []
+    for onset in sent:
+        echoes = [r for r in session.stats.rx_onsets if onset < r < onset + period]
+        if echoes:
+            rtts.append((echoes[0] - onset) * 1000.0)
+    frames = [(t, d) for t, d in session.stats.rx_frames if start <= t < end]
+    received = sum(d for _, d in frames)
+    gaps = [b[0] - a[0] for a, b in zip(frames, frames[1:], strict=False)]
+    return {
+        "index": session.stats.index,
+        "pc_id": session.pc_id,
+        "answer_hosts": session.answer_hosts,
+        "offer_answer_ms": session.stats.offer_answer_ms,
+        "answer_ready_ms": session.stats.answer_ready_ms,
+        "error": session.stats.error,
+        "bursts_sent": len(sent),
+        "rtt_ms": rtts,
+        "rx_seconds": received,
+        "continuity": received / (end - start) if end > start else float("nan"),
+        "gaps_over_100ms": sum(1 for g in gaps if g > 0.1),
+        "max_gap_ms": max(gaps, default=float("nan")) * 1000.0,
+    }
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+async def run(url: str, sessions: int, duration: float, wait_go: bool, stagger: float) -> None:
+    """Connect ``sessions`` sessions, (wait for ``go``), measure ``duration`` s, print JSON."""
+    loop = asyncio.get_running_loop()
+    conns = [EchoSession(url, i) for i in range(sessions)]
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+
+        async def one(s: EchoSession, delay: float) -> None:
+            await asyncio.sleep(delay)
+            try:
+                await s.connect(http)
+            except Exception as exc:
+                s.stats.error = f"{type(exc).__name__}: {exc}"
+
+        await asyncio.gather(*(one(s, i * stagger) for i, s in enumerate(conns)))
+    ok = [s for s in conns if s.stats.error is None]
+    _emit({"event": "ready", "sessions": len(conns), "connected": len(ok)})
+    if wait_go:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if line.strip() != "go":
+            for s in conns:
+                await s.close()
+            return
+    else:
+        await asyncio.sleep(1.0)  # let every echo settle
+    cpu0, start = _cpu_seconds(), time.monotonic()
+    await asyncio.sleep(duration)
+    cpu1, end = _cpu_seconds(), time.monotonic()
+    await asyncio.sleep(1.0)  # echoes of the last bursts are still in flight
+    result = {
+        "event": "result",
+        "window_s": end - start,
+        "client_cpu_s": cpu1 - cpu0,
+        "sessions": [session_metrics(s, start, end) for s in conns],
+    }
+    for s in conns:
+        await s.close()
+    _emit(result)
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--url", required=True, help="offer URL, e.g. http://127.0.0.1:7860/api/offer")
+    parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--duration", type=float, default=10.0, help="measured window, seconds")
+    parser.add_argument("--stagger", type=float, default=0.05, help="seconds between session starts")
+    parser.add_argument("--no-wait", action="store_true", help="start measuring without waiting for 'go'")
+    args = parser.parse_args(argv)
+    logging.disable(logging.WARNING)
+    asyncio.run(run(args.url, args.sessions, args.duration, not args.no_wait, args.stagger))
+
+
+if __name__ == "__main__":
+    main()
