@@ -1,0 +1,567 @@
+"""``SmallWebRTCConnection``: one client's aiortc peer connection, answered over HTTP signalling.
+
+Events (handlers get the connection first): ``new``, ``connecting``, ``connected``, ``failed``,
+``disconnected``, ``closed``, ``app-message`` (message), ``track-started`` / ``track-ended``
+(track), ``track-status`` (receiver_index, enabled), ``client-ready``, ``client-message``
+(msg_type, data, request_id), ``disconnect-bot``, ``pc-replaced`` (old_pc_id, new_pc_id).
+
+Semantics chosen here:
+
+* ``connected`` fires once per peer connection, and only after :meth:`connect` (the pipeline is
+  ready); app messages arriving earlier are buffered and replayed by :meth:`connect`.
+* ``disconnected`` means *the peer* went away: aiortc ``failed`` (after ``failed``), a DTLS close
+  from the client, or keepalive pings stopping for ``keepalive_timeout_secs``. ``closed`` fires
+  exactly once when the connection is finished, whoever ended it.
+* ``renegotiate(..., restart_pc=True)`` keeps this object, its handlers and its data-channel
+  queue, but builds a new aiortc pc with a new ``pc_id``. The old pc's senders are detached
+  (``replaceTrack(None)``) *before* it is closed, so aiortc neither stops our output tracks nor
+  leaves a write pending on them; the output tracks last given to :meth:`replace_audio_track` /
+  :meth:`replace_video_track` are re-attached to the new pc automatically. The old pc fires no
+  events. Then ``pc-replaced`` (old_pc_id, new_pc_id) fires, ``track-started`` fires for the new
+  remote tracks, and ``connected`` fires again when the new pc connects. No ``disconnected``
+  fires for a restart: the session continues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from typing import Any, ClassVar
+
+import structlog
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc import sdp as aiortc_sdp
+
+from runner.events import EventEmitter
+from runner.webrtc.codecs import preferred_capabilities, validate_codecs
+from runner.webrtc.datachannel import SIGNALLING_PEER_LEFT, SIGNALLING_RENEGOTIATE, DataChannelLink
+from runner.webrtc.ice import (
+    IceServer,
+    IceServersArg,
+    normalize_ice_servers,
+    parse_candidate,
+    restrict_host_addresses,
+    rewrite_host_candidates,
+    validate_host_addresses,
+)
+from runner.webrtc.rtvi import RtviSession, is_rtvi
+
+CONNECTION_EVENTS: tuple[str, ...] = (
+    "new",
+    "connecting",
+    "connected",
+    "disconnected",
+    "closed",
+    "failed",
+    "app-message",
+    "track-started",
+    "track-ended",
+    "track-status",
+    "client-ready",
+    "client-message",
+    "disconnect-bot",
+    "pc-replaced",
+)
+
+#: With pings seen, ``is_connected()`` is true only if the last one is younger than this.
+PING_FRESH_SECS = 3.0
+#: Most app messages buffered before ``connect()``.
+MAX_EARLY_MESSAGES = 100
+#: ``ask_to_renegotiate`` sends at most one request per this window.
+RENEGOTIATE_DEBOUNCE_SECS = 2.0
+
+_log = structlog.get_logger("runner.webrtc.connection")
+
+
+class SignalingError(ValueError):
+    """An offer or renegotiation the connection cannot accept (bad SDP, wrong type, ...)."""
+
+
+class SmallWebRTCConnection(EventEmitter):
+    """A client's WebRTC session: offer/answer, tracks, data channel, liveness."""
+
+    _ids: ClassVar[itertools.count[int]] = itertools.count()
+
+    def __init__(
+        self,
+        ice_servers: IceServersArg = None,
+        *,
+        connection_timeout_secs: float = 60.0,
+        host_addresses: list[str] | None = None,
+        advertised_address: str | None = None,
+        codecs: dict[str, list[str]] | None = None,
+        keepalive_timeout_secs: float | None = None,
+    ) -> None:
+        super().__init__()
+        for name in CONNECTION_EVENTS:
+            self._register_event_handler(name)
+        self.ice_servers: list[IceServer] = normalize_ice_servers(ice_servers)
+        self.connection_timeout_secs = connection_timeout_secs
+        self.host_addresses = validate_host_addresses(host_addresses) if host_addresses else None
+        self.advertised_address = advertised_address
+        self.codecs = validate_codecs(codecs)
+        self.keepalive_timeout_secs = keepalive_timeout_secs
+        self._pc: RTCPeerConnection | None = None
+        self._pc_id = self._mint_pc_id()
+        self._pc_started = time.monotonic()
+        self._pc_connected = False
+        self._connected_fired = False
+        self._answer: dict[str, str] | None = None
+        self._connect_invoked = False
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._inbox_task: asyncio.Task[None] | None = None
+        self._last_ping: float | None = None
+        self._closing = False
+        self._closed = False
+        self._lock = asyncio.Lock()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._last_renegotiate_ask = 0.0
+        self._track_status: dict[int, bool] = {}
+        self._audio_out: MediaStreamTrack | None = None
+        self._video_out: MediaStreamTrack | None = None
+        self._link = DataChannelLink(
+            on_ping=self._on_ping,
+            on_track_status=self._on_track_status,
+            on_message=self._on_message,
+            logger=self._logger,
+        )
+        self._rtvi = RtviSession(self.send_app_message, self._call_event_handler, self.has_event_handlers, self._logger)
+
+    # -- identity and state ---------------------------------------------------------------------
+
+    def _mint_pc_id(self) -> str:
+        return f"{type(self).__name__}#{next(type(self)._ids)}-{uuid.uuid4().hex}"
+
+    def _logger(self) -> Any:
+        return _log.bind(pc_id=self._pc_id)
+
+    @property
+    def pc_id(self) -> str:
+        """Opaque id of the current peer connection (changes on ``restart_pc``)."""
+        return self._pc_id
+
+    @property
+    def pc(self) -> RTCPeerConnection | None:
+        """The underlying aiortc peer connection (None before :meth:`initialize` or after close)."""
+        return self._pc
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran (or started)."""
+        return self._closing
+
+    def is_connected(self) -> bool:
+        """True while media may flow: pipeline connected, pc connected, pings (if any) fresh."""
+        if self._pc is None or self._closing or not self._connect_invoked:
+            return False
+        if self._last_ping is not None:
+            return time.monotonic() - self._last_ping < PING_FRESH_SECS
+        return self._pc.connectionState == "connected"
+
+    def track_enabled(self, receiver_index: int) -> bool | None:
+        """Last ``trackStatus`` the client reported for a receiver (None: never reported)."""
+        return self._track_status.get(receiver_index)
+
+    def set_bot_capabilities(self, capabilities: dict[str, bool]) -> None:
+        """What ``bot-ready`` advertises (audio_in, audio_out, video_in, screen_in, video_out, metrics)."""
+        self._rtvi.capabilities.update(capabilities)
+
+    # -- offer / answer -------------------------------------------------------------------------
+
+    async def initialize(self, sdp: str, type: str) -> None:
+        """Answer the client's first offer; afterwards :meth:`get_answer` holds the answer."""
+        offer = _parse_offer(sdp, type)
+        async with self._lock:
+            if self._closing:
+                raise SignalingError("connection is closed")
+            if self._pc is not None:
+                raise SignalingError("connection already initialized; use renegotiate()")
+            pc = self._new_pc()
+            try:
+                await self._answer_offer(pc, sdp, offer)
+            except BaseException:
+                self._pc = None
+                await _close_quietly(pc)
+                raise
+            if self._watchdog is None:
+                self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    async def renegotiate(self, sdp: str, type: str, restart_pc: bool = False) -> None:
+        """Answer a new offer on this pc, or on a brand-new pc when ``restart_pc`` is true."""
+        offer = _parse_offer(sdp, type)
+        async with self._lock:
+            if self._closing:
+                raise SignalingError("connection is closed")
+            if self._pc is None:
+                raise SignalingError("connection was never initialized")
+            if not restart_pc:
+                await self._answer_offer(self._pc, sdp, offer)
+                return
+            old_pc, old_id = self._pc, self._pc_id
+            await self._retire_pc(old_pc)
+            self._pc_id = self._mint_pc_id()
+            self._reset_pc_state()
+            pc = self._new_pc()
+            self._logger().info("pc_restarting", old_pc_id=old_id)
+            try:
+                await self._answer_offer(pc, sdp, offer)
+            except BaseException:
+                self._pc = None
+                await _close_quietly(pc)
+                self._spawn_close()
+                raise
+            self._attach_output_tracks()
+        await self._call_event_handler("pc-replaced", old_id, self._pc_id)
+
+    def get_answer(self) -> dict[str, str] | None:
+        """``{"sdp", "type", "pc_id"}`` of the latest answer, or None before one was made."""
+        return dict(self._answer) if self._answer is not None else None
+
+    async def add_ice_candidates(self, candidates: list[dict[str, Any]]) -> None:
+        """Add trickled client candidates (PATCH format); an empty ``candidate`` ends them.
+
+        Every entry is parsed first, so a bad one (``InvalidCandidateError``, a ValueError)
+        rejects the whole batch before anything is applied.
+        """
+        if not isinstance(candidates, list):
+            raise SignalingError("'candidates' must be a list")
+        parsed = [parse_candidate(item) for item in candidates]
+        async with self._lock:  # candidates racing a (re)negotiation go to the pc it produces
+            pc = self._pc
+            if pc is None or self._closing:
+                return
+            await self._add_parsed(pc, parsed)
+
+    async def _add_parsed(self, pc: RTCPeerConnection, parsed: list[Any]) -> None:
+        for candidate in parsed:
+            if candidate is None:
+                continue  # aiortc ends remote candidates per-transport; nothing useful to do
+            try:
+                await pc.addIceCandidate(candidate)
+            except Exception as exc:  # aioice may refuse e.g. an unresolvable mDNS name
+                self._logger().warning("ice_candidate_rejected", error=f"{type(exc).__name__}: {exc}")
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """The pipeline is ready: fire ``connected`` if already connected, replay early messages."""
+        if self._connect_invoked:
+            return
+        self._connect_invoked = True
+        if self._pc_connected:
+            await self._fire_connected()
+        while not self._inbox.empty() and not self._closing:  # replay early messages, in order
+            await self._dispatch(self._inbox.get_nowait())
+        if not self._closing:
+            self._inbox_task = asyncio.get_running_loop().create_task(self._drain_inbox())
+
+    async def disconnect(self) -> None:
+        """Tell the client we are leaving (``peerLeft``), then close."""
+        if self._closing:
+            return
+        self._link.send_json(SIGNALLING_PEER_LEFT)
+        await asyncio.sleep(0.05)  # let SCTP put peerLeft on the wire before DTLS closes
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the peer connection and fire ``closed`` (once)."""
+        if self._closing:
+            return
+        self._closing = True
+        pc, self._pc = self._pc, None
+        for task in (self._watchdog, self._inbox_task):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        if pc is not None:
+            await _close_quietly(pc)
+        self._link.clear()
+        while not self._inbox.empty():
+            self._inbox.get_nowait()
+        self._closed = True
+        self._logger().info("connection_closed")
+        await self._call_event_handler("closed")
+
+    # -- media ----------------------------------------------------------------------------------
+
+    def _transceiver(self, index: int, kind: str) -> RTCRtpTransceiver | None:
+        if self._pc is None:
+            return None
+        transceivers = self._pc.getTransceivers()
+        if index >= len(transceivers) or transceivers[index].kind != kind:
+            return None
+        return transceivers[index]
+
+    def _input_track(self, index: int, kind: str) -> MediaStreamTrack | None:
+        transceiver = self._transceiver(index, kind)
+        if transceiver is None:
+            return None
+        track = transceiver.receiver.track
+        return track if isinstance(track, MediaStreamTrack) else None
+
+    def audio_input_track(self) -> MediaStreamTrack | None:
+        """The client's microphone (transceiver 0), or None."""
+        return self._input_track(0, "audio")
+
+    def video_input_track(self) -> MediaStreamTrack | None:
+        """The client's camera (transceiver 1), or None."""
+        return self._input_track(1, "video")
+
+    def screen_video_input_track(self) -> MediaStreamTrack | None:
+        """The client's screen share (transceiver 2), or None."""
+        return self._input_track(2, "video")
+
+    def replace_audio_track(self, track: MediaStreamTrack | None) -> None:
+        """Send ``track`` as bot audio (transceiver 0); kept across ``restart_pc``."""
+        self._audio_out = track
+        transceiver = self._transceiver(0, "audio")
+        if transceiver is not None:
+            transceiver.sender.replaceTrack(track)
+
+    def replace_video_track(self, track: MediaStreamTrack | None) -> None:
+        """Send ``track`` as bot video (transceiver 1); kept across ``restart_pc``."""
+        self._video_out = track
+        transceiver = self._transceiver(1, "video")
+        if transceiver is not None:
+            transceiver.sender.replaceTrack(track)
+
+    def ask_to_renegotiate(self) -> None:
+        """Ask the client to re-offer on the same pc (at most once per 2 s)."""
+        now = time.monotonic()
+        if now - self._last_renegotiate_ask < RENEGOTIATE_DEBOUNCE_SECS:
+            return
+        self._last_renegotiate_ask = now
+        self._link.send_json(SIGNALLING_RENEGOTIATE)
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def send_app_message(self, message: Any) -> bool:
+        """Send ``message`` as JSON on the data channel (queued, at most 50, until it opens)."""
+        if self._closing:
+            return False
+        return self._link.send_json(message)
+
+    def send_server_response(self, request_id: str, msg_type: str, data: Any) -> bool:
+        """Answer an RTVI ``client-message`` request."""
+        return self._rtvi.send_server_response(request_id, msg_type, data)
+
+    def send_error_response(self, request_id: str | None, error: str) -> bool:
+        """Answer an RTVI request with ``error-response``."""
+        return self._rtvi.send_error_response(request_id, error)
+
+    def send_server_message(self, data: Any) -> bool:
+        """Send an RTVI ``server-message`` with ``data``."""
+        return self._rtvi.send_server_message(data)
+
+    def _on_ping(self) -> None:
+        self._last_ping = time.monotonic()
+
+    def _on_track_status(self, index: int, enabled: bool) -> None:
+        self._track_status[index] = enabled
+        self._spawn_event_handler("track-status", index, enabled)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        if not self._connect_invoked and self._inbox.qsize() >= MAX_EARLY_MESSAGES:
+            self._logger().warning("early_message_dropped", limit=MAX_EARLY_MESSAGES)
+            return
+        self._inbox.put_nowait(message)
+
+    async def _drain_inbox(self) -> None:
+        """Handle app messages one at a time, in arrival order."""
+        while True:
+            await self._dispatch(await self._inbox.get())
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        await self._call_event_handler("app-message", message)
+        if is_rtvi(message):
+            await self._rtvi.handle(message)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _new_pc(self) -> RTCPeerConnection:
+        config = RTCConfiguration(
+            iceServers=[s.to_rtc() for s in self.ice_servers],  # explicit list: never aiortc's STUN default
+            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+        )
+        pc = RTCPeerConnection(configuration=config)
+        self._pc = pc
+        self._pc_started = time.monotonic()
+
+        @pc.on("connectionstatechange")
+        async def _on_state() -> None:
+            if pc is self._pc:
+                await self._on_pc_state(pc.connectionState)
+
+        @pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            if pc is not self._pc:
+                return
+
+            @track.on("ended")
+            def _on_ended() -> None:
+                if pc is self._pc:
+                    self._spawn_event_handler("track-ended", track)
+
+            self._spawn_event_handler("track-started", track)
+
+        @pc.on("datachannel")
+        def _on_datachannel(channel: Any) -> None:
+            if pc is self._pc:
+                self._link.adopt(channel)
+
+        return pc
+
+    def _reset_pc_state(self) -> None:
+        self._pc_connected = False
+        self._connected_fired = False
+        self._last_ping = None
+        self._answer = None
+
+    async def _retire_pc(self, pc: RTCPeerConnection) -> None:
+        """Let go of an old pc without touching our output tracks or firing its events."""
+        self._pc = None
+        self._link.detach()
+        pc.remove_all_listeners()
+        for transceiver in pc.getTransceivers():
+            transceiver.sender.replaceTrack(None)
+        await _close_quietly(pc)
+
+    def _attach_output_tracks(self) -> None:
+        if self._audio_out is not None:
+            self.replace_audio_track(self._audio_out)
+        if self._video_out is not None:
+            self.replace_video_track(self._video_out)
+
+    async def _answer_offer(self, pc: RTCPeerConnection, sdp: str, offer: aiortc_sdp.SessionDescription) -> None:
+        self._prepare_transceivers(pc, offer)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except (ValueError, AssertionError, KeyError, IndexError) as exc:
+            raise SignalingError(f"offer rejected: {exc or type(exc).__name__}") from None
+        except Exception as exc:  # aiortc raises its own error types (OperationError, InvalidStateError)
+            raise SignalingError(f"offer rejected: {type(exc).__name__}: {exc}") from None
+        if self.host_addresses:
+            restrict_host_addresses(pc, self.host_addresses)
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        local = pc.localDescription
+        answer_sdp = local.sdp
+        if self.advertised_address:
+            answer_sdp = rewrite_host_candidates(answer_sdp, self.advertised_address)
+        self._answer = {"sdp": answer_sdp, "type": local.type, "pc_id": self._pc_id}
+        self._logger().debug("answer_ready", transceivers=len(pc.getTransceivers()))
+
+    def _prepare_transceivers(self, pc: RTCPeerConnection, offer: aiortc_sdp.SessionDescription) -> None:
+        """Create the m-lines' transceivers ourselves: directions per order, codec preferences set."""
+        existing = pc.getTransceivers()
+        ordinal = 0
+        for media in offer.media:
+            if media.kind not in ("audio", "video"):
+                continue
+            index, ordinal = ordinal, ordinal + 1
+            if any(t.mid == media.rtp.muxId for t in existing):
+                continue
+            direction = "sendrecv" if index < 2 else "recvonly"
+            transceiver = pc.addTransceiver(media.kind, direction=direction)
+            existing = pc.getTransceivers()
+            wanted = self.codecs.get(media.kind)
+            if wanted:
+                caps = preferred_capabilities(media.kind, wanted, (c.mimeType for c in media.rtp.codecs))
+                if caps:
+                    transceiver.setCodecPreferences(caps)
+                else:
+                    self._logger().info("codec_preferences_not_offered", kind=media.kind, preferred=wanted)
+
+    async def _on_pc_state(self, state: str) -> None:
+        self._logger().debug("pc_state", state=state)
+        if state == "connected":
+            self._pc_connected = True
+            if self._connect_invoked:
+                await self._fire_connected()
+        elif state in ("new", "connecting"):
+            await self._call_event_handler(state)
+        elif state == "failed":
+            await self._call_event_handler("failed")
+            await self._peer_lost("ice_or_dtls_failed")
+        elif state == "closed" and not self._closing:
+            await self._peer_lost("peer_closed")
+
+    async def _fire_connected(self) -> None:
+        if self._connected_fired:
+            return
+        self._connected_fired = True
+        self._logger().info("connected")
+        await self._call_event_handler("connected")
+
+    async def _peer_lost(self, reason: str) -> None:
+        if self._closing:
+            return
+        self._logger().info("peer_lost", reason=reason)
+        if self._link.is_open() and self._link.send_json(SIGNALLING_PEER_LEFT):
+            await asyncio.sleep(0.05)  # best effort: a half-alive client learns it was dropped
+        await self._call_event_handler("disconnected")
+        await self.close()
+
+    def _spawn_close(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.close())
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
+
+    async def _watch(self) -> None:
+        """Connect timeout and keepalive supervision."""
+        step = 0.25 if self.keepalive_timeout_secs is None else min(0.25, self.keepalive_timeout_secs / 4)
+        while not self._closing:
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            if self._pc is None:
+                continue
+            if not self._pc_connected and now - self._pc_started > self.connection_timeout_secs:
+                self._logger().warning("connect_timeout", timeout_secs=self.connection_timeout_secs)
+                await self.close()
+                return
+            ka = self.keepalive_timeout_secs
+            if ka is not None and self._last_ping is not None and now - self._last_ping > ka:
+                self._logger().warning("keepalive_timeout", timeout_secs=ka)
+                await self._peer_lost("keepalive_timeout")
+                return
+
+
+def _parse_offer(sdp: Any, type: Any) -> aiortc_sdp.SessionDescription:
+    """Validate an offer before any pc work; raise :class:`SignalingError` with a clear reason."""
+    if type != "offer":
+        raise SignalingError(f"'type' must be 'offer', got {type!r}")
+    if not isinstance(sdp, str) or not sdp.strip():
+        raise SignalingError("'sdp' must be a non-empty SDP string")
+    if not sdp.lstrip().startswith("v=0"):
+        raise SignalingError("'sdp' is not an SDP offer (it must start with 'v=0')")
+    try:
+        parsed = aiortc_sdp.SessionDescription.parse(sdp)
+    except Exception as exc:  # aiortc's parser raises assorted errors on garbage
+        raise SignalingError(f"'sdp' could not be parsed: {type_name(exc)}: {exc}") from None
+    if not parsed.media:
+        raise SignalingError("'sdp' has no media sections")
+    for media in parsed.media:
+        has_ice = media.ice is not None and media.ice.usernameFragment is not None
+        if media.kind in ("audio", "video", "application") and (not has_ice or media.dtls is None):
+            raise SignalingError(f"'sdp' {media.kind} section lacks ICE credentials or DTLS fingerprint")
+    return parsed
+
+
+def type_name(exc: BaseException) -> str:
+    """Short exception class name for messages."""
+    return type(exc).__name__
+
+
+async def _close_quietly(pc: RTCPeerConnection) -> None:
+    try:
+        await pc.close()
+    except Exception as exc:  # closing must never fail a caller
+        _log.warning("pc_close_failed", error=f"{type(exc).__name__}: {exc}")

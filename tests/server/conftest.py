@@ -1,0 +1,35 @@
+"""Fixtures: a real signalling server on 127.0.0.1 (ephemeral port) with a recording echo bot."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from support.server import RunningServer, StartServer, start_test_server  # noqa: E402
+
+
+@pytest.fixture
+async def start_server() -> AsyncIterator[StartServer]:
+    """Factory: ``await start_server(max_sessions=2, ...)`` -> RunningServer (stopped at teardown)."""
+    running: list[RunningServer] = []
+
+    async def start(bot: Any = None, **overrides: Any) -> RunningServer:
+        server = await start_test_server(bot, **overrides)
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        await server.runner.cleanup()
+
+
+@pytest.fixture
+async def server(start_server: StartServer) -> RunningServer:
+    """A default server."""
+    return await start_server()
