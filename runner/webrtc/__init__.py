@@ -1,7 +1,8 @@
-"""WebRTC: ``SmallWebRTCConnection`` (signalling, data channel, RTVI) and, when present, the transport."""
+"""WebRTC: ``SmallWebRTCConnection`` (signalling, data channel, RTVI) and the transport."""
 
 from runner.webrtc.connection import CONNECTION_EVENTS, SignalingError, SmallWebRTCConnection
 from runner.webrtc.ice import IceServer, InvalidCandidateError
+from runner.webrtc.transport import SmallWebRTCTransport
 
 __all__ = [
     "CONNECTION_EVENTS",
@@ -9,12 +10,6 @@ __all__ = [
     "InvalidCandidateError",
     "SignalingError",
     "SmallWebRTCConnection",
+    "SmallWebRTCTransport",
 ]
 
-try:  # the transport is written separately; the connection API works without it
-    from runner.webrtc.transport import SmallWebRTCTransport  # noqa: F401
-
-    __all__.append("SmallWebRTCTransport")
-except ModuleNotFoundError as exc:  # pragma: no cover - transport not there yet
-    if exc.name != "runner.webrtc.transport":
-        raise

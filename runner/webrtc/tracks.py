@@ -1,0 +1,334 @@
+"""Outbound media tracks: bot audio and bot video handed to aiortc's RTP senders.
+
+aiortc's ``RTCRtpSender`` pulls frames by awaiting ``track.recv()`` in a loop, so the track
+decides the pace. Both tracks pace against ``time.monotonic()`` from their first ``recv()``
+with an absolute schedule (frame *n* is due at ``t0 + n * period``), so timestamps never
+drift from the clock.
+
+:class:`AudioOutputTrack` holds at most ``max_buffer_ms`` of audio: :meth:`~AudioOutputTrack.write`
+waits for room (backpressure by ``await``), so an interruption only has that little to
+discard. A sender stops its track when its peer connection closes, so a track serves one
+peer connection; the transport makes a fresh one for a restarted connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import time
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from runner.video.convert import image_to_frame, scale_frame
+
+VIDEO_CLOCK_RATE = 90000
+#: Window over which the audio track looks for a standing queue (see ``_shed_standing_audio``).
+STANDING_WINDOW = 0.5
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+
+
+class AudioOutputTrack(MediaStreamTrack):
+    """Mono s16 audio at ``sample_rate`` in ``frame_ms`` frames, paced in real time.
+
+    * ``write(pcm)`` appends audio, awaiting until at most ``max_buffer_ms`` is buffered; it
+      returns False (audio dropped) when the track was cleared or stopped meanwhile, or when
+      nobody has pulled a frame for ``consumer_timeout`` seconds (no sender is attached).
+    * ``clear()`` drops buffered audio and aborts pending writes (interruptions).
+    * After a stall (busy event loop) the track sends the frames it owes back to back, with
+      continuous timestamps, so the input backlog the stall created drains and latency
+      does not ratchet up. Beyond ``max_lag`` the owed slots are skipped instead (the
+      timestamps jump with the clock) rather than bursting seconds of audio.
+    * Idle: silence frames (``auto_silence``) or no frames at all until audio arrives.
+    """
+
+    kind = "audio"
+
+    def __init__(
+        self,
+        sample_rate: int = 24000,
+        *,
+        frame_ms: int = 20,
+        max_buffer_ms: int = 40,
+        auto_silence: bool = True,
+        max_lag: float = 0.5,
+        consumer_timeout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if sample_rate * frame_ms % 1000:
+            raise ValueError(f"{frame_ms} ms is not a whole number of samples at {sample_rate} Hz")
+        self.sample_rate = sample_rate
+        self.frame_ms = frame_ms
+        self.samples_per_frame = sample_rate * frame_ms // 1000
+        self.frame_bytes = self.samples_per_frame * 2
+        self.max_buffer_bytes = max(self.frame_bytes, sample_rate * max_buffer_ms // 1000 * 2)
+        self.auto_silence = auto_silence
+        self.max_lag = max_lag
+        self.consumer_timeout = consumer_timeout
+        self._period = frame_ms / 1000
+        self._time_base = fractions.Fraction(1, sample_rate)
+        self._buffer = bytearray()
+        self._room = asyncio.Event()  # set when a frame left the buffer (or it was cleared)
+        self._data = asyncio.Event()  # set when audio was written
+        self._generation = 0
+        self._t0: float | None = None
+        self._index = 0
+        self._created = time.monotonic()
+        self._last_recv: float | None = None
+        self.last_audio_at: float | None = None
+        """Monotonic time the last frame carrying written audio was handed to the sender."""
+        self.frames_sent = 0
+        self.frames_skipped = 0
+        self.frames_shed = 0
+        self.bytes_dropped = 0
+        self._window_start: float | None = None
+        self._window_min = 0
+        self._window_writes = 0
+        self._window_waits = 0
+
+    # ------------------------------------------------------------ producer side
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Audio waiting to be sent."""
+        return len(self._buffer)
+
+    @property
+    def buffered_secs(self) -> float:
+        return len(self._buffer) / 2 / self.sample_rate
+
+    @property
+    def started(self) -> bool:
+        """True once a sender has pulled the first frame."""
+        return self._t0 is not None
+
+    def has_consumer(self) -> bool:
+        """A sender pulled a frame within ``consumer_timeout`` (counted from creation at first)."""
+        if self.readyState != "live":
+            return False
+        last = self._last_recv if self._last_recv is not None else self._created
+        return time.monotonic() - last < self.consumer_timeout
+
+    async def write(self, pcm: bytes) -> bool:
+        """Queue mono s16 ``pcm``, waiting for room; False when (part of) it was dropped."""
+        if len(pcm) % 2:
+            pcm = pcm[:-1]
+        generation = self._generation
+        view = memoryview(pcm)
+        for start in range(0, len(view), self.frame_bytes):
+            piece = view[start : start + self.frame_bytes]
+            self._window_writes += 1
+            if len(self._buffer) + len(piece) > self.max_buffer_bytes:
+                self._window_waits += 1
+            while len(self._buffer) + len(piece) > self.max_buffer_bytes:
+                if not self.has_consumer() or not await self._wait_room(generation):
+                    self.bytes_dropped += len(view) - start
+                    return False
+            if generation != self._generation or self.readyState != "live":
+                self.bytes_dropped += len(view) - start
+                return False
+            self._buffer += piece
+            self._data.set()
+        return True
+
+    async def _wait_room(self, generation: int) -> bool:
+        self._room.clear()
+        try:
+            await asyncio.wait_for(self._room.wait(), timeout=self.consumer_timeout)
+        except TimeoutError:
+            if not self.has_consumer():
+                return False
+        return generation == self._generation and self.readyState == "live"
+
+    async def wait_drained(self, limit_secs: float) -> bool:
+        """Wait (at most ``limit_secs``) until every buffered byte was sent; True when drained."""
+        deadline = time.monotonic() + limit_secs
+        while self._buffer and self.has_consumer():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._room.clear()
+            try:
+                await asyncio.wait_for(self._room.wait(), timeout=min(remaining, self.consumer_timeout))
+            except TimeoutError:
+                continue
+        return not self._buffer
+
+    def clear(self) -> int:
+        """Drop buffered audio and abort waiting writes; return the bytes dropped."""
+        dropped = len(self._buffer)
+        self._buffer.clear()
+        self._generation += 1
+        self.bytes_dropped += dropped
+        self._room.set()
+        return dropped
+
+    def stop(self) -> None:
+        """End the track; pending and later writes return False."""
+        self._generation += 1
+        self._buffer.clear()
+        self._room.set()
+        self._data.set()
+        super().stop()
+
+    # ------------------------------------------------------------ consumer side (aiortc)
+
+    async def recv(self) -> av.AudioFrame:
+        """Next frame, due at ``t0 + index * frame``; silence when idle (``auto_silence``)."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        if not self._buffer and not self.auto_silence:
+            while not self._buffer:
+                self._last_recv = time.monotonic()
+                self._data.clear()
+                try:
+                    await asyncio.wait_for(self._data.wait(), timeout=self.consumer_timeout / 2)
+                except TimeoutError:
+                    pass
+                if self.readyState != "live":
+                    raise MediaStreamError
+            self._skip_to(time.monotonic())  # resume after a pause: no burst
+        else:
+            due = self._t0 + self._index * self._period
+            if now - due > self.max_lag:
+                self._skip_to(now)
+        due = self._t0 + self._index * self._period
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self.readyState != "live":
+            raise MediaStreamError
+        self._last_recv = time.monotonic()
+        frame = self._make_frame()
+        self._shed_standing_audio()
+        self._index += 1
+        self.frames_sent += 1
+        self._room.set()
+        return frame
+
+    def _shed_standing_audio(self) -> None:
+        """Drop one frame when a real-time writer keeps a standing queue (CoDel-like).
+
+        Left in the buffer after each take, audio is latency. A writer faster than real time
+        (TTS) blocks on a full buffer, and that is fine. But a writer that is exactly real
+        time (an echo of the mic) never blocks, so after any transient the buffer can sit
+        one frame deep forever. If every take in ``STANDING_WINDOW`` left a frame behind
+        and most writes did not have to wait, that frame is late audio: drop it.
+        """
+        now = time.monotonic()
+        level = len(self._buffer)
+        if self._window_start is None:
+            self._window_start, self._window_min = now, level
+            return
+        self._window_min = min(self._window_min, level)
+        if now - self._window_start < STANDING_WINDOW:
+            return
+        if self._window_min >= self.frame_bytes and self._window_waits * 2 < self._window_writes:
+            del self._buffer[: self.frame_bytes]
+            self.frames_shed += 1
+        self._window_start, self._window_min = now, len(self._buffer)
+        self._window_writes = self._window_waits = 0
+
+    def _skip_to(self, now: float) -> None:
+        assert self._t0 is not None
+        target = math.ceil((now - self._t0) / self._period - 1e-6)
+        if target > self._index:
+            self.frames_skipped += target - self._index
+            self._index = target
+
+    def _make_frame(self) -> av.AudioFrame:
+        size = self.frame_bytes
+        if self._buffer:
+            data = bytes(self._buffer[:size])
+            del self._buffer[:size]
+            if len(data) < size:
+                data += bytes(size - len(data))
+            self.last_audio_at = time.monotonic()
+        else:
+            data = bytes(size)
+        samples = np.frombuffer(data, dtype=np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate = self.sample_rate
+        frame.pts = self._index * self.samples_per_frame
+        frame.time_base = self._time_base
+        return frame
+
+
+class VideoOutputTrack(MediaStreamTrack):
+    """Bot video at ``width`` x ``height`` and ``framerate``.
+
+    Not live: the latest image is repeated at the frame rate (black before the first).
+    Live (``is_live``): each new image is sent once as it comes, no faster than the rate.
+    """
+
+    kind = "video"
+
+    def __init__(self, width: int = 640, height: int = 480, framerate: int = 30, *, is_live: bool = False) -> None:
+        super().__init__()
+        self.width = width - width % 2
+        self.height = height - height % 2
+        self.framerate = framerate
+        self.is_live = is_live
+        self._period = 1 / framerate
+        self._frame: av.VideoFrame | None = None
+        self._fresh = asyncio.Event()
+        self._t0: float | None = None
+        self._index = 0
+        self.frames_sent = 0
+
+    def add_image(self, image: bytes, size: tuple[int, int], image_format: str = "RGB") -> None:
+        """Replace the current picture (converted and scaled to the track's size)."""
+        self.add_frame(image_to_frame(image, size, image_format))
+
+    def add_frame(self, frame: av.VideoFrame) -> None:
+        """Replace the current picture with an ``av.VideoFrame`` (scaled to the track's size)."""
+        self._frame = scale_frame(frame, self.width, self.height, "yuv420p")
+        self._fresh.set()
+
+    def stop(self) -> None:
+        self._fresh.set()
+        super().stop()
+
+    async def recv(self) -> av.VideoFrame:
+        """Next picture, paced at ``framerate`` (live: waits for a new one)."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        due = self._t0 + self._index * self._period
+        if now - due > 0.5:  # long pause or stall: do not burst old frames
+            self._index = math.ceil((now - self._t0) / self._period)
+            due = self._t0 + self._index * self._period
+        delay = due - now
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self.is_live:
+            while not self._fresh.is_set():
+                await self._fresh.wait()
+            self._index = max(self._index, math.ceil((time.monotonic() - self._t0) / self._period - 1e-6))
+        self._fresh.clear()
+        if self.readyState != "live":
+            raise MediaStreamError
+        source = self._frame if self._frame is not None else self._black()
+        frame = av.VideoFrame.from_ndarray(source.to_ndarray(), format="yuv420p")
+        frame.pts = round(self._index * self._period * VIDEO_CLOCK_RATE)
+        frame.time_base = VIDEO_TIME_BASE
+        self._index += 1
+        self.frames_sent += 1
+        return frame
+
+    def _black(self) -> av.VideoFrame:
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        for plane, value in zip(frame.planes, (16, 128, 128), strict=True):
+            plane.update(bytes([value]) * plane.buffer_size)
+        self._frame = frame
+        return frame
+
+
+__all__ = ["VIDEO_CLOCK_RATE", "AudioOutputTrack", "VideoOutputTrack"]
