@@ -61,6 +61,9 @@ class FrameProcessor(EventEmitter):
     queue_size: ClassVar[int] = 0
     #: what a full queue does: make the sender wait, or drop its oldest data frame.
     queue_overflow: ClassVar[Overflow] = "block"
+    #: data frames that wait in the queue; other data frames are handled on arrival
+    #: (a slow video transform must not delay or drop the audio passing it).
+    queued_frames: ClassVar[tuple[type[DataFrame], ...]] = (DataFrame,)
 
     def __init__(self, *, name: str | None = None) -> None:
         super().__init__()
@@ -115,7 +118,7 @@ class FrameProcessor(EventEmitter):
         """Hand a frame to this processor (what neighbours call)."""
         if isinstance(frame, DataFrame):
             worker = self._worker
-            if worker is None:
+            if worker is None or not isinstance(frame, self.queued_frames):
                 await self._dispatch(frame, direction)
             else:
                 await worker.put(frame, direction)
