@@ -211,11 +211,47 @@ class FlushFrame(ControlFrame):
     """Ask buffering processors to emit what they hold."""
 
 
+# ---------------------------------------------------------------- conversation frames
+
+
+@dataclass(slots=True)
+class UserTurnFrame(TranscriptionFrame):
+    """The whole text of one completed user turn (a final transcription, so plain responders answer it)."""
+
+
+@dataclass(slots=True)
+class ContextFrame(DataFrame):
+    """The conversation so far, ``[{"role", "content"}, ...]`` with the system prompt first."""
+
+    messages: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class LLMResponseStartFrame(ControlFrame):
+    """A responder begins one response (its text frames follow)."""
+
+
+@dataclass(slots=True)
+class LLMResponseEndFrame(ControlFrame):
+    """A responder has pushed all text of one response."""
+
+
+@dataclass(slots=True)
+class TTSStartedFrame(ControlFrame):
+    """Speech synthesis for a piece of text begins (audio follows)."""
+
+
+@dataclass(slots=True)
+class TTSStoppedFrame(ControlFrame):
+    """All audio for the piece of text has been pushed."""
+
+
 __all__ = [
     "AudioRawFrame",
     "BotStartedSpeakingFrame",
     "BotStoppedSpeakingFrame",
     "CancelFrame",
+    "ContextFrame",
     "ControlFrame",
     "DataFrame",
     "EndFrame",
@@ -228,14 +264,19 @@ __all__ = [
     "InputImageRawFrame",
     "InputTransportMessageFrame",
     "InterruptionFrame",
+    "LLMResponseEndFrame",
+    "LLMResponseStartFrame",
     "OutputAudioRawFrame",
     "OutputImageRawFrame",
     "OutputTransportMessageFrame",
     "StartFrame",
     "SystemFrame",
     "TTSSpeakFrame",
+    "TTSStartedFrame",
+    "TTSStoppedFrame",
     "TextFrame",
     "TranscriptionFrame",
     "UserStartedSpeakingFrame",
     "UserStoppedSpeakingFrame",
+    "UserTurnFrame",
 ]
