@@ -1,0 +1,265 @@
+"""The ``pipeline-run`` command.
+
+Exit codes: 0 ok, 1 invalid spec or failed check, 2 usage error, 3 runtime failure.
+stdout carries data (schema, config, tables); logs and diagnostics go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from runner.plugins import PluginRegistry
+    from runner.spec import Spec
+
+SCHEMA_PATH = Path("schemas/pipeline.schema.json")
+SUBCOMMANDS = ("run", "validate", "schema", "plugins", "config", "connect")
+
+
+def _version() -> str:
+    try:
+        return version("pipeline-run")
+    except PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline-run",
+        description="Serve a real-time voice/video bot declared in a YAML file.",
+        epilog="`pipeline-run FILE.yaml` is short for `pipeline-run run FILE.yaml`.",
+    )
+    parser.add_argument("--version", action="version", version=f"pipeline-run {_version()}")
+    parser.add_argument("--log-level", default=None, help="debug, info, warning, error (default: info)")
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "console", "json"],
+        default=None,
+        help="auto = console on a terminal, JSON otherwise",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="serve the bot and its test page")
+    run.add_argument("file", type=Path)
+    run.add_argument("--host", help="address to listen on (overrides server.host)")
+    run.add_argument("--port", type=int, help="port to listen on (overrides server.port)")
+    run.add_argument("--max-sessions", type=int, help="overrides server.max_sessions")
+    run.add_argument("--debug-webrtc", action="store_true", help="show aiortc/aioice logs")
+
+    validate = sub.add_parser("validate", help="check spec files; print every problem")
+    validate.add_argument("files", type=Path, nargs="+")
+    validate.add_argument("--skip-env", action="store_true", help="do not require ${VAR}s to be set")
+    validate.add_argument("--format", choices=["text", "json"], default="text")
+
+    schema = sub.add_parser("schema", help="print the JSON Schema for specs, from the installed plugins")
+    schema.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    schema.add_argument(
+        "--check", action="store_true", help=f"fail when {SCHEMA_PATH} (or --out) is not what would be generated"
+    )
+
+    plugins = sub.add_parser("plugins", help="list installed plugins and their parameters")
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+
+    config = sub.add_parser("config", help="print the resolved spec, secrets masked")
+    config.add_argument("file", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args_list if not a.startswith("-")), None)
+    if first is not None and first not in SUBCOMMANDS and first.endswith((".yaml", ".yml")):
+        args_list.insert(args_list.index(first), "run")
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+
+    from runner.logs import configure_logging
+    from runner.settings import RunnerSettings
+
+    settings = RunnerSettings()
+    try:
+        configure_logging(
+            args.log_level or settings.log_level,
+            args.log_format or settings.log_format,
+            quiet_webrtc=not getattr(args, "debug_webrtc", False),
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    handler = {
+        "run": _cmd_run,
+        "validate": _cmd_validate,
+        "schema": _cmd_schema,
+        "plugins": _cmd_plugins,
+        "config": _cmd_config,
+    }[args.command]
+    try:
+        return handler(args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _registry() -> PluginRegistry:
+    from runner.plugins import PluginRegistry
+
+    registry = PluginRegistry.discover()
+    err = Console(stderr=True)
+    for info in registry.broken():
+        err.print(f"[yellow]warning:[/] plugin {info.display_name} ({info.group}) is broken: {info.error}")
+    return registry
+
+
+def _load(path: Path, registry: PluginRegistry, *, skip_env: bool = False) -> Spec | None:
+    from runner.spec import SpecError, load_spec
+
+    try:
+        return load_spec(path, registry, skip_env=skip_env)
+    except SpecError as exc:
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return None
+
+
+def _cmd_validate(args: argparse.Namespace, _settings: object) -> int:
+    from runner.spec import SpecError, load_spec
+
+    registry = _registry()
+    results: list[dict[str, object]] = []
+    failed = False
+    for path in args.files:
+        try:
+            load_spec(path, registry, skip_env=args.skip_env)
+            results.append({"file": str(path), "ok": True, "issues": []})
+        except SpecError as exc:
+            failed = True
+            results.append({"file": str(path), "ok": False, "issues": [str(i) for i in exc.issues]})
+    if args.format == "json":
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            issues = result["issues"]
+            assert isinstance(issues, list)
+            if issues:
+                for line in issues:
+                    print(line)
+            else:
+                print(f"{result['file']}: ok")
+    return 1 if failed else 0
+
+
+def _cmd_schema(args: argparse.Namespace, _settings: object) -> int:
+    from runner.spec import check_schema_file, schema_text
+
+    registry = _registry()
+    if args.check:
+        target = args.out or SCHEMA_PATH
+        problem = check_schema_file(target, registry)
+        if problem:
+            print(f"{target}: {problem}\nregenerate with: pipeline-run schema --out {target}", file=sys.stderr)
+            return 1
+        print(f"{target}: up to date")
+        return 0
+    text = schema_text(registry)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace, _settings: object) -> int:
+    registry = _registry()
+    rows = []
+    for info in registry.plugins:
+        params = getattr(info.obj, "Params", None)
+        fields = {}
+        if params is not None:
+            for field_name, field in params.model_fields.items():
+                default = None if field.is_required() else field.get_default(call_default_factory=True)
+                fields[field_name] = {
+                    "type": getattr(field.annotation, "__name__", str(field.annotation)),
+                    "default": default,
+                    "required": field.is_required(),
+                }
+        rows.append(
+            {
+                "group": info.group.rsplit(".", 1)[-1],
+                "name": info.name,
+                "package": info.package,
+                "version": info.version,
+                "ok": info.ok,
+                "error": info.error,
+                "params": fields,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    table = Table(title="pipeline-run plugins", show_lines=False)
+    for column in ("kind", "type", "package", "version", "parameters"):
+        table.add_column(column)
+    for row in rows:
+        if row["ok"]:
+            params_text = (
+                ", ".join(
+                    f"{name}{'*' if meta['required'] else '=' + repr(meta['default'])}"
+                    for name, meta in row["params"].items()  # type: ignore[attr-defined]
+                )
+                or "-"
+            )
+        else:
+            params_text = f"[red]broken: {row['error']}[/]"
+        table.add_row(str(row["group"]), str(row["name"]), str(row["package"]), str(row["version"]), params_text)
+    Console().print(table)
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace, _settings: object) -> int:
+    from runner.spec import render_config
+
+    spec = _load(args.file, _registry())
+    if spec is None:
+        return 1
+    sys.stdout.write(render_config(spec))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, settings: object) -> int:
+    from runner.build import make_bot, server_config
+    from runner.server import serve
+    from runner.settings import RunnerSettings
+
+    assert isinstance(settings, RunnerSettings)
+    spec = _load(args.file, _registry())
+    if spec is None:
+        return 1
+    config = server_config(
+        spec,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        max_sessions=args.max_sessions or settings.max_sessions,
+    )
+    try:
+        asyncio.run(serve(config, make_bot(spec)))
+    except OSError as exc:  # e.g. the port is taken
+        print(f"pipeline-run: cannot serve on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
