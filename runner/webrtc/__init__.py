@@ -12,4 +12,3 @@ __all__ = [
     "SmallWebRTCConnection",
     "SmallWebRTCTransport",
 ]
-
