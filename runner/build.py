@@ -35,7 +35,12 @@ def ice_servers(spec: Spec) -> list[IceServer]:
 
 
 def server_config(
-    spec: Spec, *, host: str | None = None, port: int | None = None, max_sessions: int | None = None
+    spec: Spec,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    max_sessions: int | None = None,
+    host_addresses: list[str] | None = None,
 ) -> ServerConfig:
     """Server settings from the spec, with command-line/environment overrides applied."""
     static = STATIC_DIR if spec.server.static_page and STATIC_DIR.is_dir() else None
@@ -45,7 +50,7 @@ def server_config(
         cors_origins=list(spec.server.cors_origins),
         max_sessions=max_sessions or spec.server.max_sessions,
         ice_servers=ice_servers(spec),
-        host_addresses=spec.ice.host_addresses,
+        host_addresses=host_addresses or spec.ice.host_addresses,
         advertised_address=spec.ice.advertised_address,
         codecs={"audio": list(spec.codecs.audio), "video": list(spec.codecs.video)},
         keepalive_timeout_secs=spec.server.keepalive_timeout_secs,

@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to listen on (overrides server.host)")
     run.add_argument("--port", type=int, help="port to listen on (overrides server.port)")
     run.add_argument("--max-sessions", type=int, help="overrides server.max_sessions")
+    run.add_argument(
+        "--ice-host-address",
+        action="append",
+        metavar="IP",
+        dest="ice_host_addresses",
+        help="local address ICE gathers from, loopback allowed (repeatable; overrides ice.host_addresses)",
+    )
     run.add_argument("--debug-webrtc", action="store_true", help="show aiortc/aioice logs")
 
     validate = sub.add_parser("validate", help="check spec files; print every problem")
@@ -252,7 +259,9 @@ def _cmd_run(args: argparse.Namespace, settings: object) -> int:
         host=args.host or settings.host,
         port=args.port if args.port is not None else settings.port,
         max_sessions=args.max_sessions or settings.max_sessions,
+        host_addresses=args.ice_host_addresses,
     )
+    print(f"pipeline-run: serving {args.file} on http://{config.host}:{config.port} (Ctrl-C stops)", file=sys.stderr)
     try:
         asyncio.run(serve(config, make_bot(spec)))
     except OSError as exc:  # e.g. the port is taken
