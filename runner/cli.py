@@ -217,13 +217,14 @@ def _cmd_plugins(args: argparse.Namespace, _settings: object) -> int:
         print(json.dumps(rows, indent=2, default=str))
         return 0
     table = Table(title="pipeline-run plugins", show_lines=False)
-    for column in ("kind", "type", "package", "version", "parameters"):
-        table.add_column(column)
+    for column in ("kind", "type", "package", "version"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("parameters (* required)")
     for row in rows:
         if row["ok"]:
             params_text = (
                 ", ".join(
-                    f"{name}{'*' if meta['required'] else '=' + repr(meta['default'])}"
+                    f"{name}*" if meta["required"] else f"{name}={_short(meta['default'])}"
                     for name, meta in row["params"].items()  # type: ignore[attr-defined]
                 )
                 or "-"
@@ -231,8 +232,13 @@ def _cmd_plugins(args: argparse.Namespace, _settings: object) -> int:
         else:
             params_text = f"[red]broken: {row['error']}[/]"
         table.add_row(str(row["group"]), str(row["name"]), str(row["package"]), str(row["version"]), params_text)
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     return 0
+
+
+def _short(value: object, limit: int = 16) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _cmd_config(args: argparse.Namespace, _settings: object) -> int:
