@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="print the resolved spec, secrets masked")
     config.add_argument("file", type=Path)
+
+    from runner.client.cli import add_connect_arguments
+
+    connect = sub.add_parser("connect", help="connect to a bot as a client: play, record, measure, load-test")
+    add_connect_arguments(connect)
     return parser
 
 
@@ -112,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "schema": _cmd_schema,
         "plugins": _cmd_plugins,
         "config": _cmd_config,
+        "connect": _cmd_connect,
     }[args.command]
     try:
         return handler(args, settings)
@@ -249,6 +255,12 @@ def _cmd_config(args: argparse.Namespace, _settings: object) -> int:
         return 1
     sys.stdout.write(render_config(spec))
     return 0
+
+
+def _cmd_connect(args: argparse.Namespace, _settings: object) -> int:
+    from runner.client.cli import run_connect
+
+    return run_connect(args)
 
 
 def _cmd_run(args: argparse.Namespace, settings: object) -> int:
