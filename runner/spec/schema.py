@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -72,7 +72,21 @@ class _Generator(GenerateJsonSchema):
             for name, prop in list(props.items()):
                 if name in docs and isinstance(prop, dict) and "description" not in prop:
                     props[name] = {**prop, "description": docs[name]}
+            _add_alias_choices(cast(type[BaseModel], schema["cls"]), props)
         return result
+
+
+def _add_alias_choices(model: type[BaseModel], props: dict[str, Any]) -> None:
+    """Other spellings a field accepts (``AliasChoices``) are valid keys too, e.g. VAD ``threshold``."""
+    for name, field in model.model_fields.items():
+        alias = field.validation_alias
+        if not isinstance(alias, AliasChoices):
+            continue
+        choices = [c for c in alias.choices if isinstance(c, str)]
+        main = next((c for c in choices if c in props), name)
+        for other in choices:
+            if other not in props and main in props:
+                props[other] = {**props[main], "description": f"Same as `{main}`."}
 
 
 def _summary(obj: Any) -> str | None:

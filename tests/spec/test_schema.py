@@ -138,3 +138,11 @@ def test_checked_in_schema_is_fresh() -> None:
     schema = json.loads((ROOT / SCHEMA_PATH).read_text())
     for path in sorted((ROOT / "pipelines").glob("*.yaml")):
         assert errors(schema, yaml.safe_load(path.read_text())) == [], path.name
+
+
+def test_alias_spellings_are_valid_keys_in_the_schema() -> None:
+    """What `validate` accepts, the editor schema accepts: VAD `threshold` is `confidence`."""
+    real = generate_schema(PluginRegistry.discover())
+    spec = {"version": 1, "vad": {"type": "energy", "threshold": 0.5}}
+    assert errors(real, spec) == []
+    assert errors(real, {"version": 1, "vad": {"type": "energy", "threshhold": 0.5}})
