@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from support.server import RunningServer, StartServer, start_test_server  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from client_helpers import SignallingProxy, echo_pipeline_bot  # noqa: E402
+from tests.client.client_helpers import SignallingProxy, echo_pipeline_bot
+from tests.support.server import RunningServer, StartServer, start_test_server
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from client_helpers import dominant_frequency, echo_pipeline_bot, write_tone_wav
-from support.server import RunningServer, StartServer
 
 from runner.client.cli import main as connect_main
+from tests.client.client_helpers import dominant_frequency, echo_pipeline_bot, write_tone_wav
+from tests.support.server import RunningServer, StartServer
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from client_helpers import SignallingProxy, dominant_frequency, echo_pipeline_bot, write_tone_wav
-from support.server import RunningServer, StartServer
 
 from runner.client import ClientError, ReconnectPolicy, RequestError, SmallWebRTCClient
 from runner.client.media import AudioMeter, ToneSource, WavRecorder, WavSource
+from tests.client.client_helpers import SignallingProxy, dominant_frequency, echo_pipeline_bot, write_tone_wav
+from tests.support.server import RunningServer, StartServer
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from client_helpers import dominant_frequency, write_tone_wav
 
 from runner.client.media import (
     SAMPLE_RATE,
@@ -23,6 +22,7 @@ from runner.client.media import (
     WavSource,
     echo_latencies,
 )
+from tests.client.client_helpers import dominant_frequency, write_tone_wav
 
 
 async def test_tone_source_frames_and_pacing() -> None:

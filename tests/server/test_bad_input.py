@@ -6,8 +6,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from support.peer import TestPeer
-from support.server import RunningServer
+
+from tests.support.peer import TestPeer
+from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import aiohttp
 import pytest
-from support.peer import TestPeer
-from support.server import RunningServer, StartServer
+
+from tests.support.peer import TestPeer
+from tests.support.server import RunningServer, StartServer
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -125,9 +126,8 @@ async def test_shutdown_sends_peer_left_and_cancels_bots(start_server: StartServ
 async def test_serve_until_stopped() -> None:
     import socket
 
-    from support.server import BASE_CONFIG, BotRecorder
-
     from runner.server import serve
+    from tests.support.server import BASE_CONFIG, BotRecorder
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -6,8 +6,9 @@ import asyncio
 
 import aiohttp
 import pytest
-from support.peer import TestPeer, ToneTrack
-from support.server import RunningServer, StartServer
+
+from tests.support.peer import TestPeer, ToneTrack
+from tests.support.server import RunningServer, StartServer
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiortc import RTCSessionDescription
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from support.peer import TestPeer, ToneTrack  # noqa: E402
-
-from runner.webrtc import IceServer, InvalidCandidateError, SignalingError, SmallWebRTCConnection  # noqa: E402
-from runner.webrtc.codecs import UnknownCodecError, normalize_codec_name, supported_codecs, validate_codecs  # noqa: E402
-from runner.webrtc.datachannel import MAX_QUEUED_MESSAGES, DataChannelLink  # noqa: E402
-from runner.webrtc.ice import normalize_ice_servers, parse_candidate, rewrite_host_candidates  # noqa: E402
+from runner.webrtc import IceServer, InvalidCandidateError, SignalingError, SmallWebRTCConnection
+from runner.webrtc.codecs import UnknownCodecError, normalize_codec_name, supported_codecs, validate_codecs
+from runner.webrtc.datachannel import MAX_QUEUED_MESSAGES, DataChannelLink
+from runner.webrtc.ice import normalize_ice_servers, parse_candidate, rewrite_host_candidates
+from tests.support.peer import TestPeer, ToneTrack
 
 pytestmark = pytest.mark.timeout(30)
 
