@@ -1,4 +1,4 @@
-"""Fixtures: a real signalling server on 127.0.0.1 (ephemeral port) with a recording echo bot."""
+"""Fixtures shared by the test groups: a real signalling server on 127.0.0.1 (ephemeral port)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.support.server import RunningServer, StartServer, start_test_server
 
 @pytest.fixture
 async def start_server() -> AsyncIterator[StartServer]:
-    """Factory: ``await start_server(max_sessions=2, ...)`` -> RunningServer (stopped at teardown)."""
+    """Factory: ``await start_server(bot=None, **config)`` -> RunningServer, stopped at teardown."""
     running: list[RunningServer] = []
 
     async def start(bot: Any = None, **overrides: Any) -> RunningServer:
@@ -27,5 +27,5 @@ async def start_server() -> AsyncIterator[StartServer]:
 
 @pytest.fixture
 async def server(start_server: StartServer) -> RunningServer:
-    """A default server."""
+    """A default server whose bot echoes raw audio and records what it saw."""
     return await start_server()
