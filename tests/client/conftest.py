@@ -12,7 +12,7 @@ from tests.support.server import RunningServer, StartServer
 
 @pytest.fixture
 async def echo_server(start_server: StartServer) -> RunningServer:
-    """A server running the real echo pipeline (falls back to the raw-track echo bot)."""
+    """A server running the real echo pipeline of pipelines/echo.yaml."""
     return await start_server(echo_pipeline_bot())
 
 
