@@ -211,6 +211,16 @@ class FlushFrame(ControlFrame):
     """Ask buffering processors to emit what they hold."""
 
 
+@dataclass(slots=True)
+class UtteranceTranscribedFrame(ControlFrame):
+    """An STT has pushed every final transcript of the VAD utterance that just ended.
+
+    Sent once per ``UserStoppedSpeakingFrame`` the STT acted on, right after that
+    utterance's final ``TranscriptionFrame`` s (there may be none: a cough). A turn
+    aggregator that sees it can close the turn at once instead of waiting for late text.
+    """
+
+
 # ---------------------------------------------------------------- conversation frames
 
 
@@ -279,4 +289,5 @@ __all__ = [
     "UserStartedSpeakingFrame",
     "UserStoppedSpeakingFrame",
     "UserTurnFrame",
+    "UtteranceTranscribedFrame",
 ]

@@ -22,6 +22,7 @@ from runner.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     UserTurnFrame,
+    UtteranceTranscribedFrame,
 )
 from runner.pipeline import Pipeline, PipelineTask
 from runner.plugins import PluginRegistry
@@ -296,3 +297,86 @@ async def test_interruption_passes_when_bot_is_quiet_and_can_be_generated() -> N
         start_frame=StartFrame(allow_interruptions=False),
     )
     assert run.of_type(InterruptionFrame) == []
+
+
+# ---------------------------------------------------------------- utterances marked transcribed
+
+
+async def test_utterance_mark_ends_the_turn_without_the_grace_window() -> None:
+    # a 5 s window would still be open: "later" joins the turn unless the mark ended it
+    user = UserTurnAggregator(user_params(late_transcript_secs=5.0))
+    responder = FakeResponder()
+    script: list[Frame | float] = [
+        UserStartedSpeakingFrame(),
+        0.01,
+        UserStoppedSpeakingFrame(),
+        0.01,
+        TranscriptionFrame("hello"),
+        UtteranceTranscribedFrame(),
+        0.05,
+        TranscriptionFrame("later"),
+        0.05,
+    ]
+    await drive([user, responder], script)
+    assert responder.heard == ["hello", "later"]
+    assert user.turns == 2
+
+
+async def test_without_the_mark_the_window_still_collects_late_text() -> None:
+    user = UserTurnAggregator(user_params(late_transcript_secs=5.0))
+    responder = FakeResponder()
+    script: list[Frame | float] = [
+        UserStartedSpeakingFrame(),
+        0.01,
+        UserStoppedSpeakingFrame(),
+        0.01,
+        TranscriptionFrame("hello"),
+        0.05,
+        TranscriptionFrame("later"),
+        0.05,
+    ]
+    await drive([user, responder], script)  # the EndFrame closes the turn
+    assert responder.heard == ["hello later"]
+
+
+async def test_mark_of_an_earlier_utterance_does_not_close_a_later_one() -> None:
+    user = UserTurnAggregator(user_params(late_transcript_secs=5.0))
+    responder = FakeResponder()
+    script: list[Frame | float] = [
+        UserStartedSpeakingFrame(),
+        0.01,
+        UserStoppedSpeakingFrame(),  # utterance 1 ends ...
+        0.01,
+        UserStartedSpeakingFrame(),  # ... the user goes on before its text is in
+        0.01,
+        TranscriptionFrame("good"),
+        UtteranceTranscribedFrame(),  # utterance 1 marked while the user speaks
+        0.01,
+        UserStoppedSpeakingFrame(),
+        0.01,
+        UserStartedSpeakingFrame(),
+        0.01,
+        UserStoppedSpeakingFrame(),  # utterances 2 and 3 stopped, neither marked yet
+        0.01,
+        UtteranceTranscribedFrame(),  # utterance 2: no text (a cough), utterance 3 still open
+        0.05,
+        TranscriptionFrame("morning"),
+        UtteranceTranscribedFrame(),  # utterance 3: the last one, the turn ends here
+        0.05,
+        TranscriptionFrame("later"),
+        0.05,
+    ]
+    await drive([user, responder], script)
+    assert responder.heard == ["good morning", "later"]
+
+
+async def test_utterance_marks_stop_at_the_aggregator() -> None:
+    frames: list[Frame] = [
+        UserStartedSpeakingFrame(),
+        UserStoppedSpeakingFrame(),
+        TranscriptionFrame("hi"),
+        UtteranceTranscribedFrame(),
+    ]
+    run = await run_processor(UserTurnAggregator(user_params()), frames)
+    assert [f.text for f in run.of_type(UserTurnFrame)] == ["hi"]
+    assert not run.of_type(UtteranceTranscribedFrame)

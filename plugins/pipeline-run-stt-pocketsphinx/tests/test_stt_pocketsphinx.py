@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import av
+import numpy as np
 import pytest
 from pydantic import ValidationError
 from runner.audio.resample import AudioNormalizer
@@ -13,6 +15,7 @@ from runner.frames import (
     TranscriptionFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
+    UtteranceTranscribedFrame,
 )
 from runner.testing import run_processor
 
@@ -135,3 +138,83 @@ def test_decode_time_for_a_two_second_utterance(capsys: pytest.CaptureFixture[st
             )
     assert timings["grammar"][2] == ["turn on the lights"]
     assert timings["grammar"][0] < 2.0
+
+
+def opus_round_trip(pcm: bytes, rate: int = 48000) -> bytes:
+    """``pcm`` (s16 mono) through libopus and back, as WebRTC delivers a microphone."""
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = rate, "mono", "s16"
+    encoder.open()
+    decoder = av.CodecContext.create("opus", "r")
+    decoder.sample_rate, decoder.layout = rate, "mono"
+    decoder.open()
+    out: list[bytes] = []
+    step = rate // 50
+    for pts, start in enumerate(range(0, len(pcm) // 2 - step + 1, step)):
+        samples = np.frombuffer(pcm[2 * start : 2 * (start + step)], dtype=np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate, frame.pts = rate, pts * step
+        for packet in encoder.encode(frame):
+            for decoded in decoder.decode(packet):
+                array = decoded.to_ndarray()
+                if array.dtype != np.int16:
+                    array = (np.clip(array, -1.0, 1.0) * 32767).astype(np.int16)
+                out.append(array.reshape(-1).tobytes())
+    return b"".join(out)
+
+
+VOICE_PHRASES = ["hello", "hello world", "how are you", "what is your name", "turn on the lights", "goodbye"]
+
+
+@pytest.mark.parametrize("text", ["hello", "hello", "hello", "what is your name"])
+async def test_first_utterance_of_a_new_recogniser_after_opus(text: str) -> None:
+    # Cold live CMN heard a first lone "hello" as "turn on"/"how are" and cut "what is your
+    # name" to "what is your"; each run here is a new STT (a new session's decoder).
+    pcm48 = opus_round_trip(silence(0.6, 48000) + speech(text, 48000) + silence(0.5, 48000))
+    pcm = AudioNormalizer(16000, 1, chunk_ms=None).push_pcm(pcm48, 48000, 1)
+    audio = b"".join(pcm)
+    lead = int(0.66 * 16000) * 2  # the VAD starts a little after the speech does
+    frames = [*chunks(audio[:lead]), UserStartedSpeakingFrame(), *chunks(audio[lead:]), UserStoppedSpeakingFrame()]
+    run = await run_processor(
+        PocketsphinxSTT(PocketsphinxParams(phrases=VOICE_PHRASES, endpointing="vad", preroll_secs=0.4)),
+        frames,
+        timeout=30,
+    )
+    assert [t.text for t in run.of_type(TranscriptionFrame)] == [text]
+
+
+async def test_each_vad_utterance_is_marked_transcribed_after_its_text() -> None:
+    frames = [
+        UserStartedSpeakingFrame(),
+        *chunks(speech("good morning") + silence(0.3)),
+        UserStoppedSpeakingFrame(),
+        *chunks(silence(0.2)),
+        UserStartedSpeakingFrame(),  # a VAD utterance with nothing recognisable in it
+        *chunks(silence(0.3)),
+        UserStoppedSpeakingFrame(),
+    ]
+    run = await run_processor(stt(endpointing="vad"), frames, timeout=30)
+    kinds = [type(f).__name__ for f in run.down if isinstance(f, TranscriptionFrame | UtteranceTranscribedFrame)]
+    assert kinds == ["TranscriptionFrame", "UtteranceTranscribedFrame", "UtteranceTranscribedFrame"]
+
+
+async def test_live_cmn_still_streams_vad_utterances() -> None:
+    frames = [
+        UserStartedSpeakingFrame(),
+        *chunks(speech("turn on the lights") + silence(0.3)),
+        UserStoppedSpeakingFrame(),
+    ]
+    run = await run_processor(stt(cmn="live"), frames, timeout=30)
+    assert [t.text for t in run.of_type(TranscriptionFrame)] == ["turn on the lights"]
+
+
+def test_long_utterance_is_split_when_decoded_whole() -> None:
+    recognizer = Recognizer(PocketsphinxParams(phrases=PHRASES, endpointing="vad", max_utterance_secs=2.0))
+    recognizer.load()
+    recognizer.begin()
+    for clip in ("turn on the lights", "good morning"):
+        pcm = (speech(clip) + silence(2.0))[: 2 * 16000 * 2]
+        for i in range(0, len(pcm), 640):
+            recognizer.feed(pcm[i : i + 640], 16000)
+    recognizer.finish()
+    assert recognizer.take_results() == ["turn on the lights", "good morning"]

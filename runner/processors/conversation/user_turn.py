@@ -6,7 +6,11 @@ Place it after the STT and before the responder::
 
 Final ``TranscriptionFrame`` s are collected while the user speaks (between
 ``UserStartedSpeakingFrame`` and ``UserStoppedSpeakingFrame``) and for
-``late_transcript_secs`` after, since an STT often finishes after the VAD. The turn is then
+``late_transcript_secs`` after, since an STT often finishes after the VAD. An STT that
+follows each utterance's transcripts with an ``UtteranceTranscribedFrame`` ends that wait
+early: once every utterance the VAD has closed is marked transcribed and the user is silent,
+the turn ends at once (the window is then only an upper bound, for STTs that never mark
+their utterances or mark them late). The turn is then
 added to the :class:`~runner.processors.conversation.context.Conversation` and pushed on as
 a :class:`~runner.frames.UserTurnFrame` (a final ``TranscriptionFrame`` with the whole text,
 so plain responders such as ``llm.rules`` answer it unchanged) and a ``ContextFrame`` for
@@ -44,6 +48,7 @@ from runner.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     UserTurnFrame,
+    UtteranceTranscribedFrame,
 )
 from runner.processors.base import DOWNSTREAM, FrameProcessor, ProcessorParams
 from runner.processors.conversation.context import METADATA_KEY, Conversation, join_text, shared_conversation
@@ -66,7 +71,10 @@ class UserTurnAggregator(FrameProcessor):
             default=0.4,
             ge=0,
             le=5,
-            description="How long after the user stops speaking transcripts still join the turn.",
+            description=(
+                "How long after the user stops speaking transcripts still join the turn, unless the STT "
+                "marks the utterance transcribed (UtteranceTranscribedFrame) sooner."
+            ),
         )
         push_transcription: bool = Field(
             default=True, description="Push the turn as a final TranscriptionFrame (UserTurnFrame)."
@@ -99,6 +107,9 @@ class UserTurnAggregator(FrameProcessor):
         self._held_interruption = False
         self._timer: asyncio.Task[None] | None = None
         self._window_open = False
+        # VAD utterances stopped whose UtteranceTranscribedFrame has not arrived yet: counted,
+        # not flagged, so a late mark for an earlier utterance cannot close a newer one
+        self._unmarked = 0
         self.turns = 0
         self.dropped_turns = 0
 
@@ -158,6 +169,8 @@ class UserTurnAggregator(FrameProcessor):
             await self.push_frame(frame, direction)  # already a turn (from elsewhere): leave it alone
         elif isinstance(frame, TranscriptionFrame):
             await self._transcription(frame)
+        elif isinstance(frame, UtteranceTranscribedFrame):
+            await self._utterance_transcribed()
         else:
             await self.push_frame(frame, direction)
 
@@ -174,6 +187,7 @@ class UserTurnAggregator(FrameProcessor):
     async def _user_stopped(self, frame: UserStoppedSpeakingFrame) -> None:
         self._vad_seen = True
         self._speaking = False
+        self._unmarked += 1
         await self.push_frame(frame, DOWNSTREAM)
         self._arm_timer()
 
@@ -194,6 +208,16 @@ class UserTurnAggregator(FrameProcessor):
         if not self._vad_seen or not self._window_open:
             # No VAD, or the grace window after the user stopped is over: a late
             # transcript completes the turn by itself.
+            await self._end_turn()
+
+    async def _utterance_transcribed(self) -> None:
+        """The STT has sent all text of the oldest unmarked utterance: end the turn if it was the last."""
+        self._unmarked = max(0, self._unmarked - 1)
+        if self._speaking or self._unmarked:
+            return  # the user goes on, or a later utterance's text is still to come
+        self._cancel_timer()
+        self._window_open = False
+        if self._parts:
             await self._end_turn()
 
     async def _maybe_release(self, words: int) -> None:

@@ -39,6 +39,14 @@ class PocketsphinxParams(ProcessorParams):
     preroll_secs: float = Field(
         default=0.6, ge=0.0, le=3.0, description="Audio kept from before the VAD's start notice and decoded with it."
     )
+    cmn: Literal["utterance", "live"] = Field(
+        default="utterance",
+        description=(
+            "Cepstral mean normalisation of VAD utterances: 'utterance' = decode each one whole at the VAD "
+            "stop, normalised by its own mean (as the model was trained: right from the first utterance); "
+            "'live' = decode while the user speaks, with a running mean that starts cold in each session."
+        ),
+    )
     max_utterance_secs: float = Field(
         default=30.0, gt=0.0, le=600.0, description="An utterance longer than this is finalised anyway."
     )

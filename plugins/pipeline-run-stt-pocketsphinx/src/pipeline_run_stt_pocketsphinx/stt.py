@@ -17,6 +17,7 @@ from runner.frames import (
     TranscriptionFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
+    UtteranceTranscribedFrame,
 )
 from runner.processors.base import FrameProcessor
 
@@ -39,6 +40,8 @@ class PocketsphinxSTT(FrameProcessor):
     Audio at any rate is resampled to 16 kHz mono. With a VAD in the transport the
     utterance runs from ``UserStartedSpeakingFrame`` (plus a little pre-roll) to
     ``UserStoppedSpeakingFrame``; without one, pocketsphinx's own endpointer decides.
+    Each VAD utterance's transcript (if any) is followed by an ``UtteranceTranscribedFrame``,
+    so the user-turn aggregator need not wait for more text.
     Decoding runs in a worker thread, fed from the processor's own queue, so the
     speaking notices are applied in order with the audio around them.
     """
@@ -87,6 +90,7 @@ class PocketsphinxSTT(FrameProcessor):
         else:
             await asyncio.to_thread(self._recognizer.finish)
             await self._emit()
+            await self.push_frame(UtteranceTranscribedFrame())
 
     async def _emit(self) -> None:
         for text in self._recognizer.take_results():
