@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from runner.frames import DataFrame, Frame, FrameDirection
+from runner.tasks import cancel_and_wait
 
 Overflow = Literal["block", "drop_oldest"]
 Handler = Callable[[Frame, FrameDirection], Awaitable[None]]
@@ -110,16 +111,7 @@ class FrameWorker:
         task, self._task = self._task, None
         self._current = None
         self._stopped = True
-        if task is None or task.done() or task is asyncio.current_task():
-            return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            # Our own cancellation must propagate; the worker's is expected.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         me = asyncio.current_task()

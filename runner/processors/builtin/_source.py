@@ -9,6 +9,7 @@ import structlog
 
 from runner.frames import CancelFrame, EndFrame, Frame, FrameDirection, OutputAudioRawFrame, StartFrame
 from runner.processors.base import DOWNSTREAM, UPSTREAM, FrameProcessor
+from runner.tasks import cancel_and_wait
 
 log = structlog.get_logger("runner.processors.builtin")
 
@@ -54,16 +55,7 @@ class AudioSource(FrameProcessor):
         """Stop pushing audio and wait for the task to finish."""
         task, self._source_task = self._source_task, None
         self._source_done = True
-        if task is None or task is asyncio.current_task():
-            return
-        if not task.done():
-            task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        await cancel_and_wait(task)
 
     # ------------------------------------------------------------ frame handling
 

@@ -16,6 +16,7 @@ from pydantic import Field
 from runner.frames import CancelFrame, EndFrame, Frame, FrameDirection, OutputImageRawFrame, StartFrame
 from runner.processors.base import DOWNSTREAM, FrameProcessor, ProcessorParams
 from runner.processors.video._image import U8, resize_nearest
+from runner.tasks import cancel_and_wait
 
 log = structlog.get_logger("runner.processors.video")
 
@@ -158,15 +159,7 @@ class Sprite(FrameProcessor):
 
     async def _stop_task(self) -> None:
         task, self._task = self._task, None
-        if task is None or task is asyncio.current_task() or task.done():
-            return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        await cancel_and_wait(task)
 
     async def stop(self, frame: EndFrame) -> None:
         await self._stop_task()
