@@ -5,6 +5,12 @@
 into pieces of exactly ``chunk_ms`` milliseconds. Used by the transport input (decoded
 WebRTC frames -> 16 kHz mono 20 ms chunks) and output (any ``OutputAudioRawFrame`` ->
 the track's rate).
+
+Integer rate ratios (48 kHz -> 16/24 kHz, 16/24 kHz -> 48 kHz, ...) of packed s16 audio with
+a mono result take a NumPy polyphase FIR (:class:`_RatioResampler`) instead of a libswresample
+filter graph: about a tenth of the CPU per 20 ms frame, and no samples held back (each input
+frame yields its exact share of output at once; the filter's ~0.5 ms group delay is in the
+signal, not in a buffer). Other conversions go through ``av.AudioResampler``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,98 @@ def frame_to_pcm(frame: av.AudioFrame) -> bytes:
     return bytes(frame.planes[0])[:nbytes]
 
 
+#: Largest integer factor the polyphase path handles (8 kHz <-> 48 kHz).
+MAX_RATIO = 6
+#: Filter taps per polyphase branch (per input sample when decimating, per output phase when
+#: interpolating): a Kaiser-windowed sinc of ``TAPS_PER_PHASE * factor`` taps.
+TAPS_PER_PHASE = 16
+_KAISER_BETA = 8.0
+_CUTOFF = 0.92  # of the lower rate's Nyquist frequency
+_HALVES = np.array([0.5, 0.5], dtype=np.float32)  # stereo -> mono downmix
+
+
+def _lowpass(factor: int) -> np.ndarray:
+    """Unity-gain low-pass FIR for a rate change by ``factor`` (cut below the lower Nyquist)."""
+    taps = TAPS_PER_PHASE * factor
+    fc = 0.5 * _CUTOFF / factor  # cycles per sample at the higher rate
+    n = np.arange(taps) - (taps - 1) / 2
+    h = 2 * fc * np.sinc(2 * fc * n) * np.kaiser(taps, _KAISER_BETA)
+    result: np.ndarray = (h / h.sum()).astype(np.float32)
+    return result
+
+
+class _RatioResampler:
+    """Stateful s16 resampler by an integer factor (down when ``down``), mono output.
+
+    Stereo input is averaged to mono first (as libswresample's downmix does). Output is
+    produced for every input sample at once: decimating by M, ``n`` input samples yield
+    ``n / M`` outputs (remainders carry over); interpolating by L, exactly ``n * L``.
+    """
+
+    def __init__(self, factor: int, down: bool) -> None:
+        self.factor = factor
+        self.down = down
+        h = _lowpass(factor)
+        self._index: np.ndarray | None = None
+        self._index_len = 0
+        if down:
+            self._taps = h  # np.convolve flips it
+            self._history = np.zeros(len(h) - 1, dtype=np.float32)
+        else:
+            # Branch r makes output n*L + r from inputs n, n-1, ...: taps h[r], h[r+L], ...
+            branches = (h * factor).reshape(-1, factor)  # [k, r] = h[k*L + r]
+            self._taps = branches[::-1].copy()  # windows are oldest-first
+            self._history = np.zeros(branches.shape[0] - 1, dtype=np.float32)
+
+    def process(self, pcm: np.ndarray, channels: int) -> bytes:
+        """Resample interleaved s16 samples (``channels`` of them per frame); s16 mono bytes out."""
+        if channels == 2:
+            x = np.dot(pcm.reshape(-1, 2), _HALVES)
+        else:
+            x = pcm.astype(np.float32)
+        buf = np.concatenate((self._history, x))
+        if self.down:
+            taps = len(self._taps)
+            if len(buf) < taps:
+                self._history = buf
+                return b""
+            count = (len(buf) - taps) // self.factor + 1
+            out = np.convolve(buf, self._taps, "valid")[:: self.factor][:count]
+            self._history = buf[count * self.factor :]
+        else:
+            width = self._taps.shape[0]
+            count = len(buf) - (width - 1)
+            if count != self._index_len or self._index is None:  # windows as a gather index
+                self._index = np.arange(count)[:, None] + np.arange(width)[None, :]
+                self._index_len = count
+            out = (buf[self._index] @ self._taps).reshape(-1)
+            self._history = buf[count:]
+        out = np.rint(out)  # ufuncs in place: np.clip's Python wrapper costs more than the math
+        np.maximum(out, -32768.0, out=out)
+        np.minimum(out, 32767.0, out=out)
+        return out.astype(np.int16).tobytes()
+
+    def drain(self) -> bytes:
+        """The samples still inside the filter (its group delay), pushed out by silence."""
+        delay = (TAPS_PER_PHASE * self.factor) // 2
+        if not self.down:
+            delay = -(-delay // self.factor)  # in input samples
+        else:
+            delay = -(-delay // self.factor) * self.factor
+        return self.process(np.zeros(delay, dtype=np.int16), 1)
+
+
+def _ratio(in_rate: int, out_rate: int) -> tuple[int, bool] | None:
+    """(factor, down) when ``out_rate`` is ``in_rate`` times or divided by an integer <= MAX_RATIO."""
+    if in_rate <= 0 or out_rate <= 0:
+        return None
+    if in_rate >= out_rate and in_rate % out_rate == 0 and in_rate // out_rate <= MAX_RATIO:
+        return in_rate // out_rate, True
+    if out_rate % in_rate == 0 and out_rate // in_rate <= MAX_RATIO:
+        return out_rate // in_rate, False
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class _InputFormat:
     fmt: str
@@ -61,6 +159,7 @@ class AudioNormalizer:
         self._layout = layout_name(num_channels)
         self._buffer = bytearray()
         self._resampler: av.AudioResampler | None = None
+        self._ratio: _RatioResampler | None = None
         self._input: _InputFormat | None = None
 
     @property
@@ -81,6 +180,11 @@ class AudioNormalizer:
         if fmt.fmt == "s16" and fmt.layout == self._layout and fmt.rate == self.sample_rate:
             self._switch_input(fmt)
             self._buffer += frame_to_pcm(frame)
+        elif self._fast_path(fmt):
+            assert self._ratio is not None
+            channels = 2 if fmt.layout == "stereo" else 1
+            pcm = np.frombuffer(memoryview(frame.planes[0]), dtype=np.int16, count=frame.samples * channels)
+            self._buffer += self._ratio.process(pcm, channels)
         else:
             self._buffer += self._resample(fmt, frame)
         return self._take_chunks()
@@ -92,6 +196,11 @@ class AudioNormalizer:
         if sample_rate == self.sample_rate and num_channels == self.num_channels:
             self._switch_input(_InputFormat("s16", self._layout, sample_rate))
             self._buffer += pcm
+            return self._take_chunks()
+        if num_channels in (1, 2) and self._fast_path(_InputFormat("s16", layout_name(num_channels), sample_rate)):
+            assert self._ratio is not None
+            usable = len(pcm) // (2 * num_channels) * num_channels
+            self._buffer += self._ratio.process(np.frombuffer(pcm, dtype=np.int16, count=usable), num_channels)
             return self._take_chunks()
         return self.push_frame(pcm_to_frame(pcm, sample_rate, num_channels))
 
@@ -109,6 +218,7 @@ class AudioNormalizer:
         """Forget buffered audio and resampler state (e.g. the source track changed)."""
         self._buffer.clear()
         self._resampler = None
+        self._ratio = None
         self._input = None
 
     # ------------------------------------------------------------ internals
@@ -118,6 +228,19 @@ class AudioNormalizer:
             self._drain_resampler()
             self._resampler = None
             self._input = fmt
+
+    def _fast_path(self, fmt: _InputFormat) -> bool:
+        """Use (creating if needed) the polyphase resampler for ``fmt`` when it applies."""
+        if fmt == self._input and self._ratio is not None:
+            return True
+        if fmt.fmt != "s16" or self.num_channels != 1 or fmt.layout not in ("mono", "stereo"):
+            return False
+        ratio = _ratio(fmt.rate, self.sample_rate)
+        if ratio is None:
+            return False
+        self._switch_input(fmt)
+        self._ratio = _RatioResampler(*ratio)
+        return True
 
     def _resample(self, fmt: _InputFormat, frame: av.AudioFrame) -> bytes:
         self._switch_input(fmt)
@@ -137,6 +260,9 @@ class AudioNormalizer:
         return out
 
     def _drain_resampler(self) -> None:
+        if self._ratio is not None:
+            self._buffer += self._ratio.drain()
+            self._ratio = None
         if self._resampler is not None:
             for out in self._resampler.resample(None):
                 self._buffer += frame_to_pcm(out)

@@ -325,6 +325,18 @@ class SmallWebRTCConnection(EventEmitter):
         transceiver = self._transceiver(0, "audio")
         if transceiver is not None:
             transceiver.sender.replaceTrack(track)
+            set_codec = getattr(track, "set_send_codec", None)
+            if callable(set_codec):  # our AudioOutputTrack encodes Opus itself (see tracks.py)
+                set_codec(self.audio_send_codec())
+
+    def audio_send_codec(self) -> str | None:
+        """MIME type the bot-audio sender negotiated (``audio/opus``...), or None before an answer."""
+        transceiver = self._transceiver(0, "audio")
+        codecs = getattr(transceiver, "_codecs", None) if transceiver is not None else None
+        if not codecs:
+            return None
+        mime = getattr(codecs[0], "mimeType", None)
+        return mime if isinstance(mime, str) else None
 
     def replace_video_track(self, track: MediaStreamTrack | None) -> None:
         """Send ``track`` as bot video (transceiver 1); kept across ``restart_pc``."""

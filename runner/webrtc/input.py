@@ -25,6 +25,7 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
+from av.audio.codeccontext import AudioCodecContext
 
 from runner.audio.resample import AudioNormalizer
 from runner.frames import (
@@ -78,13 +79,28 @@ MAX_MISORDER = 100
 # receiver uses it too (the rest of the reference's ~225 ms is the client's own buffer).
 
 
+#
+# With a ``sink`` (our input transport), Opus packets are also decoded right here, on the event
+# loop, and the frame handed to the sink: aiortc would queue each packet to a decoder thread
+# that decodes to 48 kHz *stereo* and posts every frame back with ``run_coroutine_threadsafe``
+# (a coroutine, a task, a self-pipe wake-up and an asyncio queue per 20 ms). Decoding mono in
+# place costs less than that hand-over alone. Other codecs still go to aiortc's decoder.
+
+#: Decoded frames go here (called on the event loop, must not block).
+AudioSink = Callable[[av.AudioFrame], None]
+
+
 class LowLatencyAudioJitterBuffer(JitterBuffer):
     """Audio jitter buffer without prefetch: every in-order packet is decoded at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, codecs: dict[int, Any] | None = None) -> None:
         super().__init__(capacity=16, prefetch=0)
         self._expected: int | None = None
         self.late_packets = 0
+        self.decode_errors = 0
+        self.sink: AudioSink | None = None
+        self._codecs = codecs if codecs is not None else {}
+        self._decoder: AudioCodecContext | None = None
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         seq = packet.sequence_number
@@ -95,20 +111,56 @@ class LowLatencyAudioJitterBuffer(JitterBuffer):
                 return False, None
         self._expected = uint16_add(seq, 1)
         data: bytes = getattr(packet, "_data", b"")
+        sink = self.sink
+        if sink is not None and data and self._is_opus(packet.payload_type):
+            self._decode(data, sink)
+            return False, None
         return False, JitterFrame(data=data, timestamp=packet.timestamp)
+
+    def _is_opus(self, payload_type: int) -> bool:
+        codec = self._codecs.get(payload_type)
+        return codec is not None and str(getattr(codec, "mimeType", "")).lower() == "audio/opus"
+
+    def _decode(self, data: bytes, sink: AudioSink) -> None:
+        if self._decoder is None:
+            decoder = AudioCodecContext.create("libopus", "r")
+            decoder.format = "s16"
+            decoder.layout = "mono"
+            decoder.sample_rate = 48000
+            self._decoder = decoder
+        try:
+            frames = self._decoder.decode(av.Packet(data))
+        except av.FFmpegError:
+            self.decode_errors += 1  # keep the decoder state, like aiortc
+            return
+        for frame in frames:
+            try:
+                sink(frame)
+            except Exception as exc:  # never let it into aiortc's receive loop
+                self.decode_errors += 1
+                log.warning("audio_sink_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
+_CODECS_ATTR = "_RTCRtpReceiver__codecs"
 
 
-def tune_audio_receiver(receiver: RTCRtpReceiver) -> bool:
-    """Give one aiortc audio receiver the low-latency jitter buffer; True if it changed."""
+def tune_audio_receiver(receiver: RTCRtpReceiver, sink: AudioSink | None = None) -> bool:
+    """Give one aiortc audio receiver the low-latency jitter buffer; True if it changed.
+
+    With ``sink``, Opus is decoded (mono, 48 kHz) in the buffer and handed to ``sink``
+    instead of to the receiver's track; ``sink=None`` on a tuned receiver restores the track.
+    """
     current = getattr(receiver, _JITTER_ATTR, None)
-    if not isinstance(current, JitterBuffer) or isinstance(current, LowLatencyAudioJitterBuffer):
+    if isinstance(current, LowLatencyAudioJitterBuffer):
+        current.sink = sink
         return False
-    if current.capacity != 16:  # not the audio buffer layout we know: leave it alone
-        return False
-    setattr(receiver, _JITTER_ATTR, LowLatencyAudioJitterBuffer())
+    if not isinstance(current, JitterBuffer) or current.capacity != 16:
+        return False  # not the audio buffer layout we know: leave it alone
+    codecs = getattr(receiver, _CODECS_ATTR, None)
+    buffer = LowLatencyAudioJitterBuffer(codecs if isinstance(codecs, dict) else None)
+    buffer.sink = sink
+    setattr(receiver, _JITTER_ATTR, buffer)
     return True
 
 
@@ -233,22 +285,32 @@ class SmallWebRTCInputTransport(FrameProcessor):
         ready = asyncio.Event()
         consumer = asyncio.get_running_loop().create_task(self._audio_consumer(pending, ready))
         track: MediaStreamTrack | None = None
+        tuned: RTCRtpReceiver | None = None
+
+        def deliver(frame: av.AudioFrame) -> None:
+            pending.extend(normalizer.push_frame(frame))
+            ready.set()
+
         try:
             while True:
                 current = await self._next_track(conn.audio_input_track, track)
                 if current is not track:
                     track = current
                     normalizer.reset()
-                    self._tune(track)
+                    if tuned is not None:
+                        tune_audio_receiver(tuned, None)
+                    tuned = self._tune(track, deliver)
                     log.debug("audio_input_attached", track=track.id, pc_id=conn.pc_id)
                 try:
+                    # Tuned receivers hand frames to ``deliver``: this only waits for the end.
                     frame = await track.recv()
                 except MediaStreamError:
                     continue  # ended: wait for the next track
                 if isinstance(frame, av.AudioFrame):
-                    pending.extend(normalizer.push_frame(frame))
-                    ready.set()
+                    deliver(frame)
         finally:
+            if tuned is not None:
+                tune_audio_receiver(tuned, None)
             consumer.cancel()
             await asyncio.gather(consumer, return_exceptions=True)
 
@@ -284,12 +346,16 @@ class SmallWebRTCInputTransport(FrameProcessor):
             recent.append(was_blocked)
             streak = streak + 1 if was_blocked else 0
 
-    def _tune(self, track: MediaStreamTrack) -> None:
+    def _tune(self, track: MediaStreamTrack, sink: AudioSink) -> RTCRtpReceiver | None:
+        """Low-latency buffer (decoding into ``sink``) for ``track``'s receiver; the receiver."""
         if not self.low_latency_audio:
-            return
+            return None
         receiver = receiver_of(self._transport.connection.pc, track)
-        if receiver is not None and tune_audio_receiver(receiver):
+        if receiver is None:
+            return None
+        if tune_audio_receiver(receiver, sink):
             log.debug("audio_jitter_buffer_tuned", track=track.id)
+        return receiver
 
     async def _audio_chunk(self, pcm: bytes) -> None:
         self.audio_frames += 1

@@ -37,8 +37,14 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("runner.webrtc.output")
 
+#: Rate of the output track: Opus always encodes 48 kHz. Handing aiortc's encoder anything
+#: else makes its internal resampler (libswresample, fixed 960-sample frames) hold each frame
+#: back until the next one arrives: +20 ms on every bot sound. At 48 kHz it only re-layouts.
+TRACK_SAMPLE_RATE = 48000
 #: The bot counts as stopped once no audio has left the track for this long.
 BOT_STOP_SECS = 0.3
+#: How often the speaking watcher looks at the track (at most).
+WATCH_STEP_SECS = 0.05
 #: Longest a graceful end waits for queued bot audio to play out.
 END_DRAIN_SECS = 5.0
 
@@ -60,8 +66,13 @@ class SmallWebRTCOutputTransport(FrameProcessor):
 
     @property
     def sample_rate(self) -> int:
-        """Rate of the audio handed to aiortc's encoder."""
+        """The pipeline's output audio rate (frames of other rates are resampled too)."""
         return self._params.audio_out_sample_rate or self._transport.start_frame.audio_out_sample_rate
+
+    @property
+    def track_sample_rate(self) -> int:
+        """Rate of the audio handed to aiortc's encoder (see ``TRACK_SAMPLE_RATE``)."""
+        return TRACK_SAMPLE_RATE
 
     # ------------------------------------------------------------ called by the transport
 
@@ -70,8 +81,9 @@ class SmallWebRTCOutputTransport(FrameProcessor):
         conn = self._transport.connection
         if self._params.audio_out_enabled:
             if self.audio_track is None or self.audio_track.readyState != "live":
-                self.audio_track = AudioOutputTrack(self.sample_rate, auto_silence=self._params.audio_out_auto_silence)
-                self._normalizer = AudioNormalizer(self.sample_rate, 1, chunk_ms=None)
+                rate = self.track_sample_rate
+                self.audio_track = AudioOutputTrack(rate, auto_silence=self._params.audio_out_auto_silence)
+                self._normalizer = AudioNormalizer(rate, 1, chunk_ms=None)
             conn.replace_audio_track(self.audio_track)
         if self._params.video_out_enabled:
             if self.video_track is None or self.video_track.readyState != "live":
@@ -149,14 +161,19 @@ class SmallWebRTCOutputTransport(FrameProcessor):
 
     async def _watch_speaking(self) -> None:
         """Report the bot stopped once the track has sent no bot audio for ``BOT_STOP_SECS``."""
+        wait = WATCH_STEP_SECS
         while self._speaking:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(wait)
+            wait = WATCH_STEP_SECS
             track = self.audio_track
             if track is None or track.buffered_bytes:
                 continue
             last = track.last_audio_at
-            if last is None or time.monotonic() - last >= BOT_STOP_SECS:
+            quiet = time.monotonic() - last if last is not None else BOT_STOP_SECS
+            if quiet >= BOT_STOP_SECS:
                 await self._bot_stopped()
+            else:  # nothing can change before the quiet time is up: one wake-up, not six
+                wait = max(WATCH_STEP_SECS, BOT_STOP_SECS - quiet)
 
     # ------------------------------------------------------------ lifecycle hooks
 

@@ -9,6 +9,13 @@ drift from the clock.
 waits for room (backpressure by ``await``), so an interruption only has that little to
 discard. A sender stops its track when its peer connection closes, so a track serves one
 peer connection; the transport makes a fresh one for a restarted connection.
+
+When the connection tells the track that its sender negotiated Opus (:meth:`~AudioOutputTrack.set_send_codec`)
+and the track runs at 48 kHz in 20 ms frames, the track encodes each frame itself (libopus,
+mono) and hands aiortc the ``av.Packet``, which aiortc sends as is. Its own path would encode
+stereo at 96 kbps through a resampler, on a thread-pool hop per frame, after a pure-Python
+loop over every sample for the RTP audio-level header: about three times the CPU for mono
+voice. (The one thing lost is that optional ``ssrc-audio-level`` header extension.)
 """
 
 from __future__ import annotations
@@ -19,15 +26,25 @@ import math
 import time
 
 import av
-import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.audio.codeccontext import AudioCodecContext
 
 from runner.video.convert import image_to_frame, scale_frame
 
 VIDEO_CLOCK_RATE = 90000
+#: Bit rate of the track's own Opus encoder (mono voice; aiortc's would be 96 kbps stereo).
+OPUS_BITRATE = 64000
+OPUS_RATE = 48000
 #: Window over which the audio track looks for a standing queue (see ``_shed_standing_audio``).
 STANDING_WINDOW = 0.5
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+#: Phase lock (see ``AudioOutputTrack._note_phase``): slack kept between a real-time writer's
+#: frame becoming complete and its send slot...
+PHASE_MARGIN = 0.004
+#: ...judged over this many frames...
+PHASE_WINDOW = 25
+#: ...and how long a send slot waits for a live writer's frame that is late, before silence.
+PHASE_GRACE = 0.008
 
 
 class AudioOutputTrack(MediaStreamTrack):
@@ -42,7 +59,17 @@ class AudioOutputTrack(MediaStreamTrack):
       does not ratchet up. Beyond ``max_lag`` the owed slots are skipped instead (the
       timestamps jump with the clock) rather than bursting seconds of audio.
     * Idle: silence frames (``auto_silence``) or no frames at all until audio arrives.
+    * Phase lock (``phase_lock``, with ``auto_silence``): a writer that is itself real time (an
+      echo, a streaming STT->TTS chain) hands over each frame at a fixed phase of the send
+      schedule, so every frame would wait up to a whole frame in the buffer. The schedule is
+      moved earlier until frames wait about ``PHASE_MARGIN``, and a slot whose frame is
+      slightly late waits up to ``PHASE_GRACE`` for it (moving the schedule later) instead of
+      sending silence. Timestamps stay continuous; a writer with a backlog (TTS) is not
+      affected.
     """
+
+    #: Follow a real-time writer's phase (see the class docstring).
+    phase_lock: bool = True
 
     kind = "audio"
 
@@ -87,6 +114,52 @@ class AudioOutputTrack(MediaStreamTrack):
         self._window_min = 0
         self._window_writes = 0
         self._window_waits = 0
+        self._opus: AudioCodecContext | None = None
+        self._encode_opus = False
+        self._ready_at: float | None = None  # when the buffer last came to hold a full frame
+        self._last_write: float | None = None
+        self._phase_frames = 0
+        self._phase_min = math.inf
+        self._phase_valid = True
+        self.phase_shift_secs = 0.0
+        """Net shift of the send schedule by phase lock (negative: earlier)."""
+
+    # ------------------------------------------------------------ codec
+
+    @property
+    def encodes_opus(self) -> bool:
+        """True when :meth:`recv` returns Opus packets rather than PCM frames."""
+        return self._encode_opus
+
+    def set_send_codec(self, mime_type: str | None) -> None:
+        """The codec the sender negotiated: ``audio/opus`` at 48 kHz / 20 ms makes the track encode."""
+        want = (
+            mime_type is not None
+            and mime_type.lower() == "audio/opus"
+            and self.sample_rate == OPUS_RATE
+            and self.frame_ms == 20
+        )
+        if want != self._encode_opus:
+            self._encode_opus = want
+            self._opus = None
+
+    def _encode(self, frame: av.AudioFrame) -> av.Packet | None:
+        if self._opus is None:
+            codec = AudioCodecContext.create("libopus", "w")
+            codec.bit_rate = OPUS_BITRATE
+            codec.format = "s16"
+            codec.layout = "mono"
+            codec.sample_rate = OPUS_RATE
+            codec.time_base = self._time_base
+            codec.options = {"application": "voip"}
+            self._opus = codec
+        packets = self._opus.encode(frame)
+        if len(packets) != 1:
+            return None
+        packet: av.Packet = packets[0]
+        packet.pts = frame.pts
+        packet.time_base = self._time_base
+        return packet
 
     # ------------------------------------------------------------ producer side
 
@@ -130,6 +203,10 @@ class AudioOutputTrack(MediaStreamTrack):
                 self.bytes_dropped += len(view) - start
                 return False
             self._buffer += piece
+            now = time.monotonic()
+            self._last_write = now
+            if self._ready_at is None and len(self._buffer) >= self.frame_bytes:
+                self._ready_at = now
             self._data.set()
         return True
 
@@ -160,6 +237,7 @@ class AudioOutputTrack(MediaStreamTrack):
         """Drop buffered audio and abort waiting writes; return the bytes dropped."""
         dropped = len(self._buffer)
         self._buffer.clear()
+        self._ready_at = None
         self._generation += 1
         self.bytes_dropped += dropped
         self._room.set()
@@ -175,8 +253,11 @@ class AudioOutputTrack(MediaStreamTrack):
 
     # ------------------------------------------------------------ consumer side (aiortc)
 
-    async def recv(self) -> av.AudioFrame:
-        """Next frame, due at ``t0 + index * frame``; silence when idle (``auto_silence``)."""
+    async def recv(self) -> av.AudioFrame | av.Packet:
+        """Next frame, due at ``t0 + index * frame``; silence when idle (``auto_silence``).
+
+        An ``av.AudioFrame``, or its Opus ``av.Packet`` once :meth:`set_send_codec` chose Opus.
+        """
         if self.readyState != "live":
             raise MediaStreamError
         now = time.monotonic()
@@ -203,13 +284,77 @@ class AudioOutputTrack(MediaStreamTrack):
             await asyncio.sleep(delay)
         if self.readyState != "live":
             raise MediaStreamError
+        if self.phase_lock and self.auto_silence:
+            await self._wait_late_frame(due)
         self._last_recv = time.monotonic()
+        self._note_phase(due)
         frame = self._make_frame()
         self._shed_standing_audio()
+        self._after_take()
         self._index += 1
         self.frames_sent += 1
         self._room.set()
+        if self._encode_opus:
+            packet = self._encode(frame)
+            if packet is not None:
+                return packet
+            self.set_send_codec(None)  # unexpected encoder output: let aiortc encode from now on
         return frame
+
+    async def _wait_late_frame(self, due: float) -> None:
+        """No full frame at its slot but the writer is live: wait (briefly) for it."""
+        now = time.monotonic()
+        last = self._last_write
+        if len(self._buffer) >= self.frame_bytes or last is None or now - last > 2 * self._period:
+            return
+        deadline = due + PHASE_GRACE
+        while len(self._buffer) < self.frame_bytes and self.readyState == "live":
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._data.clear()
+            try:
+                await asyncio.wait_for(self._data.wait(), timeout=remaining)
+            except TimeoutError:
+                return
+        late = time.monotonic() - due
+        if late > 0 and self._t0 is not None:
+            self._t0 += late  # follow the writer: later slots from now on
+            self.phase_shift_secs += late
+            self._phase_valid = False
+
+    def _note_phase(self, due: float) -> None:
+        """Per take: track the slack a real-time writer leaves; move the schedule earlier.
+
+        Judged per window of ``PHASE_WINDOW`` takes, only when every take found a frame that
+        was completed after the previous take (no backlog, no underrun): then the smallest
+        slack beyond ``PHASE_MARGIN`` is pure waiting, and the schedule moves that much
+        earlier (at most half a frame per window).
+        """
+        if not self.phase_lock or not self.auto_silence:
+            return
+        ready = self._ready_at
+        if ready is None:
+            self._phase_valid = False
+        else:
+            self._phase_min = min(self._phase_min, due - ready)
+        self._phase_frames += 1
+        if self._phase_frames < PHASE_WINDOW:
+            return
+        if self._phase_valid and self._phase_min > PHASE_MARGIN and self._t0 is not None:
+            shift = min(self._phase_min - PHASE_MARGIN, self._period / 2)
+            self._t0 -= shift
+            self.phase_shift_secs -= shift
+        self._phase_frames = 0
+        self._phase_min = math.inf
+        self._phase_valid = True
+
+    def _after_take(self) -> None:
+        if len(self._buffer) >= self.frame_bytes:
+            self._ready_at = time.monotonic()
+            self._phase_valid = False  # a backlog, not a phase: nothing to learn this window
+        else:
+            self._ready_at = None
 
     def _shed_standing_audio(self) -> None:
         """Drop one frame when a real-time writer keeps a standing queue (CoDel-like).
@@ -251,8 +396,8 @@ class AudioOutputTrack(MediaStreamTrack):
             self.last_audio_at = time.monotonic()
         else:
             data = bytes(size)
-        samples = np.frombuffer(data, dtype=np.int16).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame = av.AudioFrame(format="s16", layout="mono", samples=self.samples_per_frame)
+        frame.planes[0].update(data)
         frame.sample_rate = self.sample_rate
         frame.pts = self._index * self.samples_per_frame
         frame.time_base = self._time_base
@@ -311,7 +456,9 @@ class VideoOutputTrack(MediaStreamTrack):
         if self.is_live:
             while not self._fresh.is_set():
                 await self._fresh.wait()
-            self._index = max(self._index, math.ceil((time.monotonic() - self._t0) / self._period - 1e-6))
+            # the slot that is current now (not the next one: that would leave up to two periods
+            # before the following frame may go, halving the rate when input is paced at it)
+            self._index = max(self._index, math.floor((time.monotonic() - self._t0) / self._period))
         self._fresh.clear()
         if self.readyState != "live":
             raise MediaStreamError
