@@ -12,9 +12,10 @@ measured window opens. Reported per target:
 * ratios ours/pipecat. Target: fps sustained >= the reference's at <= 0.7x its CPU.
 
 Ours: ``pipeline-run run`` on ``pipelines/video-transform.yaml`` with only ``video.edges``
-(mode ``edges``), audio off, ``ice.host_addresses: [127.0.0.1]``; ``ours-yuv`` is the same
-with ``video_in_format: yuv420p`` (the Sobel then reads the decoded luma plane directly
-instead of converting to RGB and back to luma; Pipecat always delivers RGB). Reference:
+(mode ``edges``), audio off, ``ice.host_addresses: [127.0.0.1]``, ``video_in_format: yuv420p``:
+the Sobel reads the decoded Y plane and the edge picture goes out as yuv420p, never RGB (the
+threshold is scaled to limited-range Y, so the edges are the RGB path's). ``ours-rgb`` is the
+same with ``video_in_format: RGB`` (RGB in, luma, RGB out; Pipecat always delivers RGB). Reference:
 ``_pipecat_video_bot.py`` on the 1.14 development runner. Loopback only, no ICE servers.
 
     python bench/video_transform.py --quick
@@ -64,7 +65,7 @@ def bench_spec(out_dir: Path, live: bool, video_in_format: str = "RGB") -> Path:
 def command(target: str, port: int, work_dir: Path, live: bool) -> list[str]:
     """How each server is started."""
     if target.startswith("ours"):
-        fmt_in = "yuv420p" if target == "ours-yuv" else "RGB"
+        fmt_in = "RGB" if target == "ours-rgb" else "yuv420p"
         exe = str(ROOT / ".venv" / "bin" / "pipeline-run")
         return [exe, "run", str(bench_spec(work_dir, live, fmt_in)), "--host", HOST, "--port", str(port)]
     python = pipecat_python(runner=True)
@@ -210,7 +211,7 @@ def print_ratios(ours: Result, ref: Result) -> None:
 
 async def amain(args: argparse.Namespace) -> dict[str, Result]:
     """Run the selected targets and print the table."""
-    targets = {"both": ["ours", "pipecat"], "all": ["ours", "ours-yuv", "pipecat"]}.get(args.target, [args.target])
+    targets = {"both": ["ours", "pipecat"], "all": ["ours", "ours-rgb", "pipecat"]}.get(args.target, [args.target])
     log_dir = Path(tempfile.mkdtemp(prefix="video-transform-"))
     results = {t: await run_target(t, args, log_dir) for t in targets}
     mode = "not live" if args.not_live else "live"
@@ -219,7 +220,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Result]:
         f"{args.sessions} session(s), window {args.duration:g} s; {os.cpu_count()} CPU(s); logs in {log_dir}"
     )
     print_table([results[t] for t in targets])
-    for ours in ("ours", "ours-yuv"):
+    for ours in ("ours", "ours-rgb"):
         if ours in results and "pipecat" in results:
             print_ratios(results[ours], results["pipecat"])
     return results
@@ -230,9 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
         "--target",
-        choices=["ours", "ours-yuv", "pipecat", "both", "all"],
+        choices=["ours", "ours-rgb", "pipecat", "both", "all"],
         default="both",
-        help="both: ours + pipecat; all: also ours-yuv (our camera input as yuv420p: no RGB round trip)",
+        help="both: ours (yuv420p in and out) + pipecat; all: also ours-rgb (our camera input as RGB)",
     )
     parser.add_argument("--quick", action="store_true", help="5 s window, 1 s settle")
     parser.add_argument("--sessions", type=int, default=1, help="concurrent video sessions (default 1)")

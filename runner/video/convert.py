@@ -55,8 +55,29 @@ def frame_to_image(
         width, height = _even(width), _even(height)
     if frame.format.name != fmt or frame.width != width or frame.height != height:
         frame = frame.reformat(width=width, height=height, format=fmt)
+    packed = _packed_bytes(frame, fmt)
+    if packed is not None:
+        return packed, (width, height)
     array = frame.to_ndarray()
     return np.ascontiguousarray(array).tobytes(), (width, height)
+
+
+def _packed_bytes(frame: av.VideoFrame, fmt: str) -> bytes | None:
+    """The frame's planes joined in one copy, or None if a plane has padding at its line ends."""
+    width, height = frame.width, frame.height
+    shapes: tuple[tuple[int, int], ...]  # (bytes per line, lines) of each plane
+    if fmt == "yuv420p":
+        cw, ch = (width + 1) // 2, (height + 1) // 2
+        shapes = ((width, height), (cw, ch), (cw, ch))
+    else:
+        shapes = ((width * {"rgb24": 3, "bgr24": 3, "rgba": 4, "gray": 1}[fmt], height),)
+    planes = frame.planes
+    if len(planes) != len(shapes):
+        return None
+    for plane, (line, rows) in zip(planes, shapes, strict=True):
+        if plane.line_size != line or plane.buffer_size != line * rows:
+            return None
+    return b"".join(planes)
 
 
 def image_to_frame(image: bytes, size: tuple[int, int], image_format: str = "RGB") -> av.VideoFrame:

@@ -421,18 +421,24 @@ class VideoOutputTrack(MediaStreamTrack):
         self.is_live = is_live
         self._period = 1 / framerate
         self._frame: av.VideoFrame | None = None
+        #: the current picture has gone to the encoder once (a repeat must be a copy, see recv)
+        self._frame_sent = False
         self._fresh = asyncio.Event()
         self._t0: float | None = None
         self._index = 0
         self.frames_sent = 0
 
     def add_image(self, image: bytes, size: tuple[int, int], image_format: str = "RGB") -> None:
-        """Replace the current picture (converted and scaled to the track's size)."""
+        """Replace the current picture (converted and scaled to the track's size).
+
+        A ``yuv420p`` image of the track's size is copied into a frame as it is: no conversion.
+        """
         self.add_frame(image_to_frame(image, size, image_format))
 
     def add_frame(self, frame: av.VideoFrame) -> None:
         """Replace the current picture with an ``av.VideoFrame`` (scaled to the track's size)."""
         self._frame = scale_frame(frame, self.width, self.height, "yuv420p")
+        self._frame_sent = False
         self._fresh.set()
 
     def stop(self) -> None:
@@ -463,7 +469,10 @@ class VideoOutputTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         source = self._frame if self._frame is not None else self._black()
-        frame = av.VideoFrame.from_ndarray(source.to_ndarray(), format="yuv420p")
+        if self._frame_sent:  # a repeat: a frame of its own, so the one sent before keeps its pts
+            frame = av.VideoFrame.from_ndarray(source.to_ndarray(), format="yuv420p")
+        else:  # a new picture goes as it is (aiortc encodes one frame at a time and keeps none)
+            frame, self._frame_sent = source, True
         frame.pts = round(self._index * self._period * VIDEO_CLOCK_RATE)
         frame.time_base = VIDEO_TIME_BASE
         self._index += 1
@@ -474,7 +483,7 @@ class VideoOutputTrack(MediaStreamTrack):
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
         for plane, value in zip(frame.planes, (16, 128, 128), strict=True):
             plane.update(bytes([value]) * plane.buffer_size)
-        self._frame = frame
+        self._frame, self._frame_sent = frame, False
         return frame
 
 

@@ -55,3 +55,12 @@ def test_errors() -> None:
     with pytest.raises(ValueError, match="needs"):
         image_to_frame(b"123", (4, 4), "RGB")
     assert pixel_format("rgb") == "rgb24"
+
+
+@pytest.mark.parametrize(("fmt", "width"), [("yuv420p", 64), ("RGB", 64), ("RGB", 63), ("gray", 63)])
+def test_frame_to_image_matches_the_ndarray_bytes(fmt: str, width: int) -> None:
+    rgb = np.random.default_rng(5).integers(0, 256, (48, width, 3), dtype=np.uint8)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    image, size = frame_to_image(frame, fmt)  # planes joined directly, or (line padding) via to_ndarray
+    expected = frame.reformat(width=size[0], height=size[1], format=pixel_format(fmt)).to_ndarray()
+    assert image == np.ascontiguousarray(expected).tobytes()

@@ -26,6 +26,7 @@ from runner.processors.queue import Overflow
 from runner.processors.video import EdgeDetect, Grayscale, Mirror, PictureInPicture, Sprite, TextOverlay
 from runner.processors.video._font import GLYPHS, render_text
 from runner.processors.video._image import resize_nearest, to_rgb
+from runner.processors.video.edges import SobelScratch, sobel_edges
 from runner.testing import assert_frames, run_processor
 
 U8 = npt.NDArray[np.uint8]
@@ -114,6 +115,56 @@ async def test_edges_overlay_keeps_picture_and_threshold_matters() -> None:
     faint[faint == 255] = 20  # a weak step: magnitude 80 at most
     strict = EdgeDetect(EdgeDetect.Params(threshold=100)).transform(camera(faint))
     assert not pixels(strict).any()
+
+
+def yuv_camera(image: U8) -> InputImageRawFrame:
+    yuv = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    return InputImageRawFrame(image=yuv.tobytes(), size=(image.shape[1], image.shape[0]), format="yuv420p")
+
+
+def yuv_to_rgb(frame: Frame) -> U8:
+    assert isinstance(frame, OutputImageRawFrame) and frame.format == "yuv420p"
+    width, height = frame.size
+    planes = np.frombuffer(frame.image, np.uint8).reshape(height * 3 // 2, width)
+    return np.asarray(av.VideoFrame.from_ndarray(planes, format="yuv420p").to_ndarray(format="rgb24"), np.uint8)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"color": "red"}, {"mode": "overlay"}, {"mode": "overlay", "color": "white"}],
+)
+def test_edges_on_yuv420p_stay_yuv420p_and_match_the_rgb_path(params: dict[str, str]) -> None:
+    image = np.repeat(np.repeat(np.random.default_rng(4).integers(0, 256, (12, 16, 3), np.uint8), 4, 0), 4, 1)
+    planar = yuv_camera(image)
+    rgb = camera(np.array(to_rgb(InputImageRawFrame(image=planar.image, size=(W, H), format="yuv420p"))))
+    edges = EdgeDetect(EdgeDetect.Params.model_validate({"threshold": 120, **params}))
+    got = yuv_to_rgb(edges.transform(planar))
+    via_yuv = av.VideoFrame.from_ndarray(pixels(edges.transform(rgb)), format="rgb24").reformat(format="yuv420p")
+    want = via_yuv.to_ndarray(format="rgb24")  # the RGB path, through the same conversion
+    close = np.abs(got.astype(np.int16) - want).max(axis=2) <= 24
+    assert close.mean() > 0.97  # only pixels right at the threshold (rounding) may differ
+
+
+def test_edges_on_yuv420p_square() -> None:
+    out = yuv_to_rgb(EdgeDetect().transform(yuv_camera(square())))
+    edge = out[..., 0] > 128
+    assert edge[24, 15] and edge[24, 16] and edge[11, 30] and edge[35, 30] and edge[24, 47]
+    assert not edge[18:30, 22:42].any() and not edge[:9].any() and not edge[:, :13].any()
+    assert (out[edge] > 230).all() and (out[~edge] < 25).all()
+    odd = InputImageRawFrame(image=bytes(range(7 * 5 + 2 * 4 * 3)), size=(7, 5), format="yuv420p")
+    for mode in ("edges", "overlay"):  # odd sizes: the last chroma row/column covers half blocks
+        small = EdgeDetect(EdgeDetect.Params(color="red", mode=mode)).transform(odd)
+        assert small.size == (7, 5) and small.format == "yuv420p" and len(small.image) == len(odd.image)
+
+
+def test_sobel_scratch_is_reused_and_matches_sobel_edges() -> None:
+    scratch = SobelScratch(H, W)
+    for seed in (1, 2):
+        luma = np.random.default_rng(seed).integers(0, 256, (H, W), dtype=np.uint8)
+        assert np.array_equal(scratch.edges(luma, 200.0), sobel_edges(luma, 200.0))
+    assert not scratch.edges(np.zeros((H, W), np.uint8), 1.0).any()
+    with pytest.raises(ValueError, match="scratch is for"):
+        scratch.edges(np.zeros((2, 2), np.uint8), 1.0)
 
 
 async def test_grayscale_gives_equal_channels() -> None:

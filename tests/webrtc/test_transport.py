@@ -387,6 +387,26 @@ async def test_video_out_has_configured_size() -> None:
         assert g > 180 and r < 80
 
 
+async def test_video_yuv420p_in_and_out_without_rgb() -> None:
+    params = TransportParams(
+        video_in_enabled=True,
+        video_in_format="yuv420p",
+        video_out_enabled=True,
+        video_out_width=320,
+        video_out_height=240,
+    )
+    async with session(params, camera=True) as s:
+        await s.until(lambda: len(s.echo.of(InputImageRawFrame)) >= 2)
+        frame = s.echo.of(InputImageRawFrame)[-1]
+        assert frame.size == (320, 240) and frame.format == "yuv420p" and len(frame.image) == 320 * 240 * 3 // 2
+        luma = np.frombuffer(frame.image, np.uint8)[: 320 * 240].reshape(240, 320)
+        assert 60 < luma[120, 160] < 100  # the camera's red (Y 82)
+        green = np.full((240, 320, 3), (0, 255, 0), np.uint8)
+        yuv = av.VideoFrame.from_ndarray(green, format="rgb24").reformat(format="yuv420p").to_ndarray()
+        await s.transport.send_image(OutputImageRawFrame(image=yuv.tobytes(), size=(320, 240), format="yuv420p"))
+        await s.until(lambda: any(f.to_ndarray(format="rgb24")[120, 160, 1] > 180 for f in s.video[-3:]))
+
+
 async def test_restart_pc_keeps_echo_working() -> None:
     async with session(AUDIO) as s:
         s.mic.on = True

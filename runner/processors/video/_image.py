@@ -70,7 +70,8 @@ def _checked(frame: ImageRawFrame, channels: int) -> U8:
     return data.reshape((height, width, channels) if channels > 1 else (height, width))
 
 
-def _yuv_planes(frame: ImageRawFrame) -> tuple[U8, U8, U8]:
+def yuv_planes(frame: ImageRawFrame) -> tuple[U8, U8, U8]:
+    """Read-only (Y, U, V) views of a yuv420p frame's bytes (chroma planes are half size, rounded up)."""
     width, height = frame.size
     cw, ch = (width + 1) // 2, (height + 1) // 2
     expected = width * height + 2 * cw * ch
@@ -116,7 +117,7 @@ def to_rgb(frame: ImageRawFrame) -> U8:
         gray = _checked(frame, 1)
         return np.broadcast_to(gray[..., None], (*gray.shape, 3))
     if fmt == "yuv420p":
-        return yuv420p_to_rgb(*_yuv_planes(frame))
+        return yuv420p_to_rgb(*yuv_planes(frame))
     raise _unsupported(frame)
 
 
@@ -136,13 +137,26 @@ def to_luma(frame: ImageRawFrame) -> U8:
     if fmt == "gray":
         return _checked(frame, 1)
     if fmt == "yuv420p":
-        return _yuv_planes(frame)[0]
+        return yuv_planes(frame)[0]
     return luma_of(to_rgb(frame))
 
 
 def writable_rgb(frame: ImageRawFrame) -> U8:
     """A fresh, writable RGB copy of the frame."""
     return np.array(to_rgb(frame), dtype=np.uint8, order="C", copy=True)
+
+
+def yuv_of(color: tuple[int, int, int]) -> tuple[int, int, int]:
+    """BT.601 limited-range (Y, U, V) of an RGB colour: what libswscale makes of it (white -> 235, 128, 128)."""
+    r, g, b = color
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    return _byte(y), _byte(u), _byte(v)
+
+
+def _byte(value: float) -> int:
+    return min(255, max(0, round(value)))
 
 
 # ---------------------------------------------------------------- array -> frame
@@ -154,6 +168,22 @@ def output_frame(array: U8) -> OutputImageRawFrame:
         raise ValueError(f"expected an (h, w, 3) RGB array, got shape {array.shape}")
     height, width = array.shape[:2]
     return OutputImageRawFrame(image=array.tobytes(), size=(width, height), format="RGB")
+
+
+def yuv_buffer(width: int, height: int) -> tuple[U8, U8, U8, U8]:
+    """A new packed yuv420p buffer of ``width`` x ``height`` and writable (Y, U, V) views into it."""
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    area, chroma = width * height, cw * ch
+    data: U8 = np.empty(area + 2 * chroma, dtype=np.uint8)
+    y = data[:area].reshape(height, width)
+    u = data[area : area + chroma].reshape(ch, cw)
+    v = data[area + chroma :].reshape(ch, cw)
+    return data, y, u, v
+
+
+def output_yuv_frame(data: U8, size: tuple[int, int]) -> OutputImageRawFrame:
+    """Wrap a packed yuv420p buffer (see :func:`yuv_buffer`) of ``size``=(w, h) as an output frame."""
+    return OutputImageRawFrame(image=data.tobytes(), size=size, format="yuv420p")
 
 
 # ---------------------------------------------------------------- geometry
@@ -221,6 +251,7 @@ __all__ = [
     "clip_box",
     "luma_of",
     "output_frame",
+    "output_yuv_frame",
     "place",
     "resize_nearest",
     "rgb",
@@ -228,4 +259,7 @@ __all__ = [
     "to_rgb",
     "writable_rgb",
     "yuv420p_to_rgb",
+    "yuv_buffer",
+    "yuv_of",
+    "yuv_planes",
 ]
