@@ -8,6 +8,7 @@ npm packages pinned in ``official_client/package-lock.json`` (``tests/browser/in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import math
 import os
@@ -138,27 +139,30 @@ class LiveServer:
         return False
 
 
-def _test_spec(tmp: Path, port: int) -> Path:
-    """pipelines/echo.yaml with loopback-only ICE and a free port."""
-    data = yaml.safe_load(ECHO_SPEC.read_text())
+def _test_spec(source: Path, tmp: Path, port: int) -> Path:
+    """``source`` with loopback-only ICE and a free port."""
+    data = yaml.safe_load(source.read_text())
     data.setdefault("server", {}).update({"host": "127.0.0.1", "port": port})
     data.setdefault("ice", {}).update({"servers": [], "host_addresses": ["127.0.0.1"]})
-    path = tmp / "echo-loopback.yaml"
+    path = tmp / f"{source.stem}-loopback.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    if _missing_browser_reason():
-        pytest.skip(_missing_browser_reason() or "")
+@contextlib.contextmanager
+def serve_spec(source: Path, tmp: Path) -> Iterator[LiveServer]:
+    """The real signalling server running ``source``'s bot, in a thread with its own loop.
+
+    The bot is wrapped to record trackStatus and client-message requests (answered with
+    ``{"echo": data}``) so the tests can see what the browser sent.
+    """
     from runner import build
     from runner.plugins import PluginRegistry
     from runner.server import serve
     from runner.spec import load_spec
 
     port = free_port()
-    spec = load_spec(_test_spec(tmp_path_factory.mktemp("spec"), port), PluginRegistry.discover())
+    spec = load_spec(_test_spec(source, tmp, port), PluginRegistry.discover())
     config = build.server_config(spec, port=port)
     config = dataclasses.replace(config, host_addresses=["127.0.0.1"], static_dir=build.STATIC_DIR)
     base_bot = build.make_bot(spec)
@@ -190,15 +194,26 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(serve(config, bot, stop=stop))
-        except BaseException as exc:  # reported by the fixture below
+        except BaseException as exc:  # reported by _wait_listening
             failure.append(exc)
 
     thread = threading.Thread(target=run, name="pipeline-run-server", daemon=True)
     thread.start()
     _wait_listening(port, failure)
-    yield server
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(timeout=15)
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """pipelines/echo.yaml served on loopback."""
+    if _missing_browser_reason():
+        pytest.skip(_missing_browser_reason() or "")
+    with serve_spec(ECHO_SPEC, tmp_path_factory.mktemp("spec")) as server:
+        yield server
 
 
 def _wait_listening(port: int, failure: list[BaseException], timeout: float = 15.0) -> None:
@@ -216,24 +231,41 @@ def _wait_listening(port: int, failure: list[BaseException], timeout: float = 15
     raise RuntimeError(f"server did not listen on 127.0.0.1:{port} within {timeout} s")
 
 
-@pytest.fixture(scope="session")
-def browser(tone_wav: Path) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    """Playwright's sync driver, per test module.
+
+    Module scope matters: while the sync API is active it runs an event loop in the main
+    thread, which would break every asyncio test collected after the browser tests.
+    """
     reason = _missing_browser_reason()
     if reason:
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            chromium_sandbox=False,
-            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={tone_wav}"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+@contextlib.contextmanager
+def launch_chromium(driver: Any, fake_audio: Path) -> Iterator[Any]:
+    """Headless Debian Chromium whose fake microphone plays ``fake_audio`` (looped)."""
+    browser = driver.chromium.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        chromium_sandbox=False,
+        args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={fake_audio}"],
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any, tone_wav: Path) -> Iterator[Any]:
+    with launch_chromium(playwright, tone_wav) as chromium:
+        yield chromium
 
 
 @pytest.fixture

@@ -647,9 +647,10 @@
         case "user-transcription":
           if (d.text) say("user", d.text, { pending: !d.final });
           break;
+        // bot-output carries each spoken sentence once (bot-tts-text repeats it: not shown);
+        // bot-transcription is the pre-2.2 name of the same thing.
         case "bot-output":
         case "bot-transcription":
-        case "bot-tts-text":
           if (d.text) say("bot", (botBubble ? " " : "") + d.text, { append: true });
           break;
         case "bot-llm-started": botBubble = null; break;
