@@ -140,28 +140,40 @@ class SessionStats:
     rx_onsets: list[float] = field(default_factory=list)
 
 
-class EchoSession:
-    """One peer connection against the server under test."""
+class ProtocolSession:
+    """One peer connection speaking the SmallWebRTC protocol like the JS client.
 
-    def __init__(self, url: str, index: int, threshold: float = 0.1) -> None:
+    Subclasses choose the transceivers' sources (:meth:`add_transceivers`), which receiver
+    indexes they report enabled (``track_status``), which remote track they read
+    (``consume_kind``) and how (:meth:`consume`).
+    """
+
+    consume_kind = "audio"
+    track_status: tuple[tuple[int, bool], ...] = ((0, True), (1, True))
+
+    def __init__(self, url: str) -> None:
         self.url = url
-        self.stats = SessionStats(index)
-        self.mic = ToneMic()
-        self.threshold = int(threshold * 32767)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.bot_ready = asyncio.Event()
         self.pc_id: str | None = None
         self.answer_hosts: list[str] = []
+        self.offer_answer_ms = float("nan")
+        self.answer_ready_ms = float("nan")
         self._tasks: list[asyncio.Task[None]] = []
         self._ready_id = uuid.uuid4().hex[:8]
-        self._in_burst = False
-        self._quiet = 0
+
+    def add_transceivers(self, pc: RTCPeerConnection) -> None:
+        """Audio then video transceiver, both ``sendrecv`` (mids 0 and 1)."""
+        raise NotImplementedError
+
+    async def consume(self, track: MediaStreamTrack) -> None:
+        """Read the bot's ``consume_kind`` track."""
+        raise NotImplementedError
 
     async def connect(self, http: aiohttp.ClientSession, wait_s: float = 30.0) -> None:
         """Offer, answer, data-channel handshake, ``bot-ready``."""
         pc = self.pc
-        pc.addTransceiver(self.mic, direction="sendrecv")
-        pc.addTransceiver("video", direction="sendrecv")
+        self.add_transceivers(pc)
         channel = pc.createDataChannel("chat", ordered=True)
         opened = asyncio.Event()
         channel.on("open", opened.set)
@@ -176,29 +188,22 @@ class EchoSession:
                 raise RuntimeError(f"offer -> HTTP {resp.status}: {(await resp.text())[:200]}")
             answer = await resp.json()
         t1 = time.monotonic()
-        self.stats.offer_answer_ms = (t1 - t0) * 1000.0
+        self.offer_answer_ms = (t1 - t0) * 1000.0
         self.pc_id = answer.get("pc_id")
         self.answer_hosts = sorted(
             {line.split()[4] for line in answer["sdp"].splitlines() if line.startswith("a=candidate:")}
         )
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         await asyncio.wait_for(opened.wait(), wait_s)
-        for index in (0, 1):
-            status = {"type": "trackStatus", "receiver_index": index, "enabled": True}
+        for index, enabled in self.track_status:
+            status = {"type": "trackStatus", "receiver_index": index, "enabled": enabled}
             channel.send(json.dumps({"type": "signalling", "message": status}, separators=(",", ":")))
         self._tasks.append(asyncio.create_task(self._ping(channel)))
-        ready = {
-            "label": "rtvi-ai",
-            "type": "client-ready",
-            "data": {
-                "version": "2.1.0",
-                "about": {"library": "pipeline-run-bench", "library_version": "0.1.0", "platform": "python-aiortc"},
-            },
-            "id": self._ready_id,
-        }
-        channel.send(json.dumps(ready, separators=(",", ":")))
+        about = {"library": "pipeline-run-bench", "library_version": "0.1.0", "platform": "python-aiortc"}
+        ready = {"label": "rtvi-ai", "type": "client-ready", "data": {"version": "2.1.0", "about": about}}
+        channel.send(json.dumps({**ready, "id": self._ready_id}, separators=(",", ":")))
         await asyncio.wait_for(self.bot_ready.wait(), wait_s)
-        self.stats.answer_ready_ms = (time.monotonic() - t1) * 1000.0
+        self.answer_ready_ms = (time.monotonic() - t1) * 1000.0
 
     def _on_message(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
@@ -209,15 +214,43 @@ class EchoSession:
                 self.bot_ready.set()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio":
-            self._tasks.append(asyncio.create_task(self._consume(track)))
+        if track.kind == self.consume_kind:
+            self._tasks.append(asyncio.create_task(self.consume(track)))
 
     async def _ping(self, channel: Any) -> None:
         while channel.readyState == "open":
             channel.send(f"ping: {int(time.time() * 1000)}")
             await asyncio.sleep(1.0)
 
-    async def _consume(self, track: MediaStreamTrack) -> None:
+    async def close(self) -> None:
+        """Stop tasks and close the peer connection (the server sees a DTLS close)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.pc.close()
+
+
+class EchoSession(ProtocolSession):
+    """Tone-burst microphone out, the bot's audio back: echo RTT per burst."""
+
+    def __init__(self, url: str, index: int, threshold: float = 0.1) -> None:
+        super().__init__(url)
+        self.stats = SessionStats(index)
+        self.mic = ToneMic()
+        self.threshold = int(threshold * 32767)
+        self._in_burst = False
+        self._quiet = 0
+
+    def add_transceivers(self, pc: RTCPeerConnection) -> None:
+        pc.addTransceiver(self.mic, direction="sendrecv")
+        pc.addTransceiver("video", direction="sendrecv")
+
+    async def connect(self, http: aiohttp.ClientSession, wait_s: float = 30.0) -> None:
+        await super().connect(http, wait_s)
+        self.stats.offer_answer_ms = self.offer_answer_ms
+        self.stats.answer_ready_ms = self.answer_ready_ms
+
+    async def consume(self, track: MediaStreamTrack) -> None:
         """Drain the bot's audio, noting arrival times and burst onsets."""
         quiet_to_rearm = 3  # 60 ms of silence ends a burst
         while True:
@@ -240,13 +273,6 @@ class EchoSession:
                 self._quiet += 1
                 if self._quiet >= quiet_to_rearm:
                     self._in_burst = False
-
-    async def close(self) -> None:
-        """Stop tasks and close the peer connection (the server sees a DTLS close)."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.pc.close()
 
 
 def session_metrics(session: EchoSession, start: float, end: float, period: float = 1.0) -> dict[str, Any]:

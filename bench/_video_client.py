@@ -17,97 +17,42 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import logging
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import av
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcconfiguration import RTCBundlePolicy
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # for tests.e2e.video_pattern
-from _client import _cpu_seconds, _emit, restrict_to_loopback  # noqa: E402
+from _client import ProtocolSession, _cpu_seconds, _emit  # noqa: E402
 
 from tests.e2e.video_pattern import PatternTrack, Received, decode_id, first_arrivals, frame_luma  # noqa: E402
 
 
-class VideoSession:
+class VideoSession(ProtocolSession):
     """One peer connection: pattern camera out, transformed video back."""
 
+    consume_kind = "video"
+    track_status = ((0, False), (1, True))  # microphone off, camera on
+
     def __init__(self, url: str, index: int, framerate: float = 30.0) -> None:
-        self.url = url
+        super().__init__(url)
         self.index = index
         self.camera = PatternTrack(framerate=framerate)
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.received: list[Received] = []
-        self.bot_ready = asyncio.Event()
-        self.pc_id: str | None = None
-        self.answer_hosts: list[str] = []
-        self.offer_answer_ms = float("nan")
         self.error: str | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._ready_id = uuid.uuid4().hex[:8]
 
-    async def connect(self, http: aiohttp.ClientSession, wait_s: float = 30.0) -> None:
-        """Offer, answer, data-channel handshake, ``bot-ready``."""
-        pc = self.pc
+    def add_transceivers(self, pc: RTCPeerConnection) -> None:
         pc.addTransceiver("audio", direction="sendrecv")  # microphone off
         pc.addTransceiver(self.camera, direction="sendrecv")
-        channel = pc.createDataChannel("chat", ordered=True)
-        opened = asyncio.Event()
-        channel.on("open", opened.set)
-        channel.on("message", self._on_message)
-        pc.on("track", self._on_track)
-        restrict_to_loopback(pc)
-        await pc.setLocalDescription(await pc.createOffer())
-        body = {"sdp": pc.localDescription.sdp, "type": "offer", "pc_id": None, "restart_pc": False}
-        t0 = time.monotonic()
-        async with http.post(self.url, json=body) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"offer -> HTTP {resp.status}: {(await resp.text())[:200]}")
-            answer = await resp.json()
-        self.offer_answer_ms = (time.monotonic() - t0) * 1000.0
-        self.pc_id = answer.get("pc_id")
-        self.answer_hosts = sorted(
-            {line.split()[4] for line in answer["sdp"].splitlines() if line.startswith("a=candidate:")}
-        )
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
-        await asyncio.wait_for(opened.wait(), wait_s)
-        for index, enabled in ((0, False), (1, True)):
-            status = {"type": "trackStatus", "receiver_index": index, "enabled": enabled}
-            channel.send(json.dumps({"type": "signalling", "message": status}, separators=(",", ":")))
-        self._tasks.append(asyncio.create_task(self._ping(channel)))
-        about = {"library": "pipeline-run-bench", "library_version": "0.1.0", "platform": "python-aiortc"}
-        ready = {"label": "rtvi-ai", "type": "client-ready", "data": {"version": "2.1.0", "about": about}}
-        channel.send(json.dumps({**ready, "id": self._ready_id}, separators=(",", ":")))
-        await asyncio.wait_for(self.bot_ready.wait(), wait_s)
 
-    def _on_message(self, message: str | bytes) -> None:
-        if isinstance(message, bytes):
-            return
-        with contextlib.suppress(ValueError):
-            data = json.loads(message)
-            if isinstance(data, dict) and data.get("label") == "rtvi-ai" and data.get("type") == "bot-ready":
-                self.bot_ready.set()
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "video":
-            self._tasks.append(asyncio.create_task(self._consume(track)))
-
-    async def _ping(self, channel: Any) -> None:
-        while channel.readyState == "open":
-            channel.send(f"ping: {int(time.time() * 1000)}")
-            await asyncio.sleep(1.0)
-
-    async def _consume(self, track: MediaStreamTrack) -> None:
+    async def consume(self, track: MediaStreamTrack) -> None:
         """Note every frame the bot sends: arrival time, size and decoded id."""
         while True:
             try:
@@ -139,11 +84,8 @@ class VideoSession:
         }
 
     async def close(self) -> None:
-        """Stop tasks and close the peer connection."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.pc.close()
+        """Stop tasks, close the peer connection and the camera."""
+        await super().close()
         self.camera.stop()
 
 
