@@ -42,6 +42,8 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
+from runner.webrtc.ice import restrict_host_addresses
+
 LOOPBACK = ["127.0.0.1"]
 RATE = 48000
 PTIME = 0.020
@@ -51,32 +53,9 @@ SAMPLES = int(RATE * PTIME)
 # ---------------------------------------------------------------- loopback ICE
 
 
-def _install_loopback_fallback() -> None:
-    """Client-process-only patch: make aioice gather 127.0.0.1 (it skips loopback).
-
-    Used only when ``runner.webrtc.ice.restrict_host_addresses`` is unavailable. It swaps the
-    module function aioice calls for its interface scan, so every connection in *this client
-    process* gathers exactly ``LOOPBACK``; nothing else about ICE changes.
-    """
-    import aioice.ice
-
-    def loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return list(LOOPBACK) if use_ipv4 else []
-
-    aioice.ice.get_host_addresses = loopback  # type: ignore[assignment]
-
-
-try:  # our own per-connection helper, when present
-    from runner.webrtc.ice import restrict_host_addresses as _restrict
-except Exception:  # noqa: BLE001 - absent or half-written: fall back to the local patch
-    _restrict = None
-    _install_loopback_fallback()
-
-
 def restrict_to_loopback(pc: RTCPeerConnection) -> None:
-    """Gather only loopback host candidates on ``pc`` (call before ``setLocalDescription``)."""
-    if _restrict is not None:
-        _restrict(pc, LOOPBACK)
+    """Gather only loopback host candidates on ``pc`` (aioice skips loopback by default)."""
+    restrict_host_addresses(pc, LOOPBACK)
 
 
 # ---------------------------------------------------------------- microphone
@@ -259,6 +238,8 @@ class EchoSession(ProtocolSession):
             except MediaStreamError:
                 return
             now = time.monotonic()
+            if not isinstance(frame, av.AudioFrame):
+                continue
             pcm = frame.to_ndarray().reshape(-1)
             channels = len(frame.layout.channels)
             rate = frame.sample_rate or RATE

@@ -23,7 +23,7 @@ def _loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return [a for a in wanted if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
 
-aioice.ice.get_host_addresses = _loopback_host_addresses  # type: ignore[assignment]
+aioice.ice.get_host_addresses = _loopback_host_addresses
 
 from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame  # noqa: E402
 from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
@@ -50,7 +50,7 @@ class Echo(FrameProcessor):
 async def bot(runner_args: RunnerArguments) -> None:
     """One echo session per peer connection."""
     transport = SmallWebRTCTransport(
-        webrtc_connection=runner_args.webrtc_connection,  # type: ignore[attr-defined]
+        webrtc_connection=runner_args.webrtc_connection,
         params=TransportParams(audio_in_enabled=True, audio_out_enabled=True),
     )
     worker = PipelineWorker(

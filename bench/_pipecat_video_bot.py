@@ -27,7 +27,7 @@ def _loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return [a for a in wanted if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
 
-aioice.ice.get_host_addresses = _loopback_host_addresses  # type: ignore[assignment]
+aioice.ice.get_host_addresses = _loopback_host_addresses
 
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
@@ -105,7 +105,7 @@ class EdgeDetection(FrameProcessor):
 async def bot(runner_args: RunnerArguments) -> None:
     """One video-transform session per peer connection."""
     transport = SmallWebRTCTransport(
-        webrtc_connection=runner_args.webrtc_connection,  # type: ignore[attr-defined]
+        webrtc_connection=runner_args.webrtc_connection,
         params=TransportParams(
             video_in_enabled=True,
             video_out_enabled=True,

@@ -15,7 +15,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import av
@@ -178,7 +178,7 @@ class TestPeer:
         """Absolute offer URL."""
         return self.base_url + self.offer_path
 
-    async def __aenter__(self) -> TestPeer:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
