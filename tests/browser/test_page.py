@@ -183,3 +183,19 @@ def test_page_bad_json_in_message_box(live_server: LiveServer, page: Any) -> Non
     page.click("#send")
     assert "not valid JSON" in page.inner_text("#error")
     page.click("#disconnect")
+
+
+def test_page_restart_pc_keeps_the_session(live_server: LiveServer, page: Any) -> None:
+    """What the page does on ICE failure: a new peer connection, offered with the old pc_id and restart_pc."""
+    page.goto(f"{live_server.url}/?processing=0")
+    page.click("#connect")
+    wait_stats(page, "s.botReady === true && s.remoteAudioPeak > 0.05")
+    old = stats(page)["pcId"]
+    sessions = len(live_server.sessions)
+    page.evaluate("() => window.__app.forceIceRestart()")
+    wait_stats(page, f"s.pcId !== {old!r} && s.reconnects === 1 && s.state === 'ready'", 15000)
+    page.evaluate("() => { window.__stats.remoteAudioPeak = 0; }")
+    wait_stats(page, "s.remoteAudioPeak > 0.05", 15000)  # the echo resumes on the new peer connection
+    assert "restart_pc=true" in page.inner_text("#log")
+    assert len(live_server.sessions) == sessions  # same bot, no new session
+    page.click("#disconnect")

@@ -98,6 +98,7 @@ export function localStream() {
   const tracks = [local.micTrack, local.camTrack].filter(Boolean);
   local.stream = new MediaStream(tracks);
   ui.selfVideo.srcObject = local.camTrack ? new MediaStream([local.camTrack]) : null;
+  ui.selfFigure.hidden = !local.camTrack;
   attachMeter("local", local.micTrack ? new MediaStream([local.micTrack]) : null);
   return local.stream;
 }

@@ -403,6 +403,7 @@ export class Session {
     ui.botAudio.srcObject = null;
     ui.botVideo.srcObject = null;
     ui.selfVideo.srcObject = null;
+    ui.selfFigure.hidden = true;
     setBotReady(false);
     if (isError) showError(reason);
     else if (reason) logLine("info", reason);

@@ -9,7 +9,7 @@ export const ui = {
   processing: $("processing"), connect: $("connect"), disconnect: $("disconnect"),
   mic: $("mic"), micToggle: $("mic-toggle"), cam: $("cam"), camToggle: $("cam-toggle"),
   localLevel: $("local-level"), remoteLevel: $("remote-level"),
-  botVideo: $("bot-video"), botVideoNote: $("bot-video-note"), selfVideo: $("self-video"), botAudio: $("bot-audio"),
+  botVideo: $("bot-video"), botVideoNote: $("bot-video-note"), selfVideo: $("self-video"), selfFigure: $("self-figure"), botAudio: $("bot-audio"),
   stats: $("stats"), conversation: $("conversation"),
   sendKind: $("send-kind"), sendType: $("send-type"), sendTypeRow: $("send-type-row"), sendBody: $("send-body"),
   send: $("send"), log: $("log"), showPings: $("show-pings"), clearLog: $("clear-log"),
