@@ -22,9 +22,10 @@ from runner.frames import (
     UserTurnFrame,
 )
 from runner.testing import run_processor
+from runner.text import split_sentences
 
 from pipeline_run_llm_openai import OpenAILLM, OpenAIParams
-from pipeline_run_llm_openai.sse import chat_deltas, take_sentences
+from pipeline_run_llm_openai.sse import chat_deltas
 
 
 @dataclass
@@ -193,7 +194,7 @@ async def test_sse_parsing_and_sentence_cutting() -> None:
             yield line
 
     assert [d async for d in chat_deltas(lines())] == ["a"]
-    assert take_sentences("Pi is 3.14 exactly. Or") == (["Pi is 3.14 exactly."], "Or")
+    assert split_sentences("Pi is 3.14 exactly. Or") == (["Pi is 3.14 exactly."], "Or")
 
 
 def test_api_key_is_secret() -> None:

@@ -19,10 +19,10 @@ from runner.frames import (
     TTSStoppedFrame,
 )
 from runner.testing import run_processor
+from runner.text import split_sentences
 
 from pipeline_run_tts_espeak import EspeakTTS
 from pipeline_run_tts_espeak._espeak import EspeakEngine, Voice
-from pipeline_run_tts_espeak.sentences import split_sentences
 
 
 def _audio_secs(frames: list[OutputAudioRawFrame]) -> float:

@@ -25,8 +25,9 @@ from runner.frames import (
     UserTurnFrame,
 )
 from runner.processors.base import FrameProcessor, ProcessorParams
+from runner.text import split_sentences
 
-from pipeline_run_llm_openai.sse import ChatStreamError, chat_deltas, take_sentences
+from pipeline_run_llm_openai.sse import ChatStreamError, chat_deltas
 
 log = structlog.get_logger("pipeline_run_llm_openai")
 
@@ -186,7 +187,7 @@ class OpenAILLM(FrameProcessor):
         try:
             async for delta in self._stream(payload):
                 parts.append(delta)
-                sentences, pending = take_sentences(pending + delta)
+                sentences, pending = split_sentences(pending + delta)
                 for sentence in sentences:
                     await self.push_frame(TextFrame(text=sentence + " "))
             if pending.strip():

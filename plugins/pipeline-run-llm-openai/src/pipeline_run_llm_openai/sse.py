@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
-
-_BOUNDARY = re.compile(r"[.!?\u2026;]+[\"'\u201d\u2019)\]]*\s+|\n+")
 
 
 class ChatStreamError(RuntimeError):
@@ -54,16 +51,4 @@ async def chat_deltas(lines: AsyncIterable[bytes]) -> AsyncIterator[str]:
                 yield content
 
 
-def take_sentences(buffer: str) -> tuple[list[str], str]:
-    """Complete sentences at the front of ``buffer`` and the rest (streamed text)."""
-    sentences: list[str] = []
-    start = 0
-    for match in _BOUNDARY.finditer(buffer):
-        piece = buffer[start : match.end()].strip()
-        if piece:
-            sentences.append(piece)
-        start = match.end()
-    return sentences, buffer[start:]
-
-
-__all__ = ["ChatStreamError", "chat_deltas", "sse_events", "take_sentences"]
+__all__ = ["ChatStreamError", "chat_deltas", "sse_events"]

@@ -17,8 +17,8 @@ from runner.frames import (
     TranscriptionFrame,
 )
 from runner.processors.base import FrameProcessor, ProcessorParams
+from runner.text import split_sentences
 
-_SENTENCE_END = re.compile(r"(?<=[.!?\u2026])[\"'\u201d\u2019)\]]*\s+")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -103,11 +103,6 @@ class RulesParams(ProcessorParams):
         return self
 
 
-def split_sentences(text: str) -> list[str]:
-    """``text`` cut after each sentence end."""
-    return [piece.strip() for piece in _SENTENCE_END.split(text) if piece.strip()]
-
-
 class RulesResponder(FrameProcessor):
     """Answers each final ``TranscriptionFrame`` from a list of rules.
 
@@ -150,7 +145,7 @@ class RulesResponder(FrameProcessor):
         if not reply:
             return
         await self.push_frame(LLMResponseStartFrame())
-        for sentence in split_sentences(reply):
+        for sentence in split_sentences(reply, final=True)[0]:
             await self.push_frame(TextFrame(text=sentence + " "))
         await self.push_frame(LLMResponseEndFrame())
         await self._call_event_handler("on_reply", text, reply)
@@ -160,4 +155,4 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
-__all__ = ["Rule", "RulesParams", "RulesResponder", "split_sentences"]
+__all__ = ["Rule", "RulesParams", "RulesResponder"]

@@ -23,9 +23,9 @@ from runner.frames import (
     TTSStoppedFrame,
 )
 from runner.processors.base import FrameProcessor, ProcessorParams
+from runner.text import split_sentences
 
 from pipeline_run_tts_espeak._espeak import EspeakEngine, EspeakError, Voice
-from pipeline_run_tts_espeak.sentences import split_sentences
 
 log = structlog.get_logger("pipeline_run_tts_espeak")
 
