@@ -105,6 +105,9 @@ def test_official_client_mic_toggle_sends_track_status(official: Any, live_serve
     pc_id = official.evaluate("() => window.__official.answers.at(-1).pc_id")
     official.evaluate("() => window.officialMic(false)")
     assert live_server.wait_for(lambda s: (pc_id, 0, False) in s.track_status)
+    # The WavMediaManager pauses its recorder asynchronously; unmuting before that has finished
+    # makes the library throw "Already recording". Give it the moment a person's click would.
+    official.wait_for_timeout(1000)
     official.evaluate("() => window.officialMic(true)")
     assert live_server.wait_for(lambda s: (pc_id, 0, True) in s.track_status)
 
