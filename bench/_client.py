@@ -27,6 +27,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +115,6 @@ class SessionStats:
     index: int
     offer_answer_ms: float = float("nan")
     answer_ready_ms: float = float("nan")
-    error: str | None = None
     rx_frames: list[tuple[float, float]] = field(default_factory=list)  # (recv time, duration s)
     rx_onsets: list[float] = field(default_factory=list)
 
@@ -138,6 +138,7 @@ class ProtocolSession:
         self.answer_hosts: list[str] = []
         self.offer_answer_ms = float("nan")
         self.answer_ready_ms = float("nan")
+        self.error: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ready_id = uuid.uuid4().hex[:8]
 
@@ -147,6 +148,10 @@ class ProtocolSession:
 
     async def consume(self, track: MediaStreamTrack) -> None:
         """Read the bot's ``consume_kind`` track."""
+        raise NotImplementedError
+
+    def metrics(self, start: float, end: float) -> dict[str, Any]:
+        """What this session measured in the window [start, end)."""
         raise NotImplementedError
 
     async def connect(self, http: aiohttp.ClientSession, wait_s: float = 30.0) -> None:
@@ -229,6 +234,9 @@ class EchoSession(ProtocolSession):
         self.stats.offer_answer_ms = self.offer_answer_ms
         self.stats.answer_ready_ms = self.answer_ready_ms
 
+    def metrics(self, start: float, end: float) -> dict[str, Any]:
+        return session_metrics(self, start, end)
+
     async def consume(self, track: MediaStreamTrack) -> None:
         """Drain the bot's audio, noting arrival times and burst onsets."""
         quiet_to_rearm = 3  # 60 ms of silence ends a burst
@@ -273,7 +281,7 @@ def session_metrics(session: EchoSession, start: float, end: float, period: floa
         "answer_hosts": session.answer_hosts,
         "offer_answer_ms": session.stats.offer_answer_ms,
         "answer_ready_ms": session.stats.answer_ready_ms,
-        "error": session.stats.error,
+        "error": session.error,
         "bursts_sent": len(sent),
         "rtt_ms": rtts,
         "rx_seconds": received,
@@ -288,23 +296,23 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
-async def run(url: str, sessions: int, duration: float, wait_go: bool, stagger: float) -> None:
-    """Connect ``sessions`` sessions, (wait for ``go``), measure ``duration`` s, print JSON."""
+async def drive(
+    conns: Sequence[ProtocolSession], duration: float, wait_go: bool, stagger: float, *, settle_s: float, tail_s: float
+) -> None:
+    """Connect ``conns`` (staggered), wait for ``go`` on stdin (or ``settle_s``), measure
+    ``duration`` s, wait ``tail_s`` for media still in flight, print JSON lines."""
     loop = asyncio.get_running_loop()
-    conns = [EchoSession(url, i) for i in range(sessions)]
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
 
-        async def one(s: EchoSession, delay: float) -> None:
+        async def one(s: ProtocolSession, delay: float) -> None:
             await asyncio.sleep(delay)
             try:
                 await s.connect(http)
             except Exception as exc:
-                s.stats.error = f"{type(exc).__name__}: {exc}"
+                s.error = f"{type(exc).__name__}: {exc}"
 
         await asyncio.gather(*(one(s, i * stagger) for i, s in enumerate(conns)))
-    ok = [s for s in conns if s.stats.error is None]
-    _emit({"event": "ready", "sessions": len(conns), "connected": len(ok)})
+    _emit({"event": "ready", "sessions": len(conns), "connected": sum(1 for s in conns if s.error is None)})
     if wait_go:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if line.strip() != "go":
@@ -312,16 +320,16 @@ async def run(url: str, sessions: int, duration: float, wait_go: bool, stagger: 
                 await s.close()
             return
     else:
-        await asyncio.sleep(1.0)  # let every echo settle
+        await asyncio.sleep(settle_s)
     cpu0, start = _cpu_seconds(), time.monotonic()
     await asyncio.sleep(duration)
     cpu1, end = _cpu_seconds(), time.monotonic()
-    await asyncio.sleep(1.0)  # echoes of the last bursts are still in flight
+    await asyncio.sleep(tail_s)
     result = {
         "event": "result",
         "window_s": end - start,
         "client_cpu_s": cpu1 - cpu0,
-        "sessions": [session_metrics(s, start, end) for s in conns],
+        "sessions": [s.metrics(start, end) for s in conns],
     }
     for s in conns:
         await s.close()
@@ -332,17 +340,31 @@ def _emit(obj: dict[str, Any]) -> None:
     print(json.dumps(obj), flush=True)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line entry."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+def client_main(
+    description: str,
+    make_session: Callable[[str, int], ProtocolSession],
+    *,
+    default_stagger: float,
+    settle_s: float,
+    tail_s: float,
+    argv: list[str] | None = None,
+) -> None:
+    """The command line both bench clients share (run by the benchmarks as a subprocess)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--url", required=True, help="offer URL, e.g. http://127.0.0.1:7860/api/offer")
     parser.add_argument("--sessions", type=int, default=1)
     parser.add_argument("--duration", type=float, default=10.0, help="measured window, seconds")
-    parser.add_argument("--stagger", type=float, default=0.05, help="seconds between session starts")
+    parser.add_argument("--stagger", type=float, default=default_stagger, help="seconds between session starts")
     parser.add_argument("--no-wait", action="store_true", help="start measuring without waiting for 'go'")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
-    asyncio.run(run(args.url, args.sessions, args.duration, not args.no_wait, args.stagger))
+    conns = [make_session(args.url, i) for i in range(args.sessions)]
+    asyncio.run(drive(conns, args.duration, not args.no_wait, args.stagger, settle_s=settle_s, tail_s=tail_s))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry: echo sessions (echoes of the last bursts get 1 s to arrive)."""
+    client_main(__doc__.split("\n", 1)[0], EchoSession, default_stagger=0.05, settle_s=1.0, tail_s=1.0, argv=argv)
 
 
 if __name__ == "__main__":

@@ -15,22 +15,18 @@ Run by ``video_transform.py`` as a subprocess (JSON lines on stdout, ``go`` on s
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # for tests.e2e.video_pattern
-from _client import ProtocolSession, _cpu_seconds, _emit  # noqa: E402
+from _client import ProtocolSession, client_main  # noqa: E402
 
 from tests.e2e.video_pattern import PatternTrack, Received, decode_id, first_arrivals, frame_luma  # noqa: E402
 
@@ -46,7 +42,6 @@ class VideoSession(ProtocolSession):
         self.index = index
         self.camera = PatternTrack(framerate=framerate)
         self.received: list[Received] = []
-        self.error: str | None = None
 
     def add_transceivers(self, pc: RTCPeerConnection) -> None:
         pc.addTransceiver("audio", direction="sendrecv")  # microphone off
@@ -89,54 +84,9 @@ class VideoSession(ProtocolSession):
         self.camera.stop()
 
 
-async def run(url: str, sessions: int, duration: float, wait_go: bool, stagger: float) -> None:
-    """Connect ``sessions`` sessions, (wait for ``go``), measure ``duration`` s, print JSON."""
-    loop = asyncio.get_running_loop()
-    conns = [VideoSession(url, i) for i in range(sessions)]
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-
-        async def one(s: VideoSession, delay: float) -> None:
-            await asyncio.sleep(delay)
-            try:
-                await s.connect(http)
-            except Exception as exc:
-                s.error = f"{type(exc).__name__}: {exc}"
-
-        await asyncio.gather(*(one(s, i * stagger) for i, s in enumerate(conns)))
-    _emit({"event": "ready", "sessions": len(conns), "connected": sum(1 for s in conns if s.error is None)})
-    if wait_go:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if line.strip() != "go":
-            for s in conns:
-                await s.close()
-            return
-    else:
-        await asyncio.sleep(2.0)
-    cpu0, start = _cpu_seconds(), time.monotonic()
-    await asyncio.sleep(duration)
-    cpu1, end = _cpu_seconds(), time.monotonic()
-    result = {
-        "event": "result",
-        "window_s": end - start,
-        "client_cpu_s": cpu1 - cpu0,
-        "sessions": [s.metrics(start, end) for s in conns],
-    }
-    for s in conns:
-        await s.close()
-    _emit(result)
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Command line entry."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--url", required=True, help="offer URL, e.g. http://127.0.0.1:7860/api/offer")
-    parser.add_argument("--sessions", type=int, default=1)
-    parser.add_argument("--duration", type=float, default=10.0, help="measured window, seconds")
-    parser.add_argument("--stagger", type=float, default=0.2, help="seconds between session starts")
-    parser.add_argument("--no-wait", action="store_true", help="start measuring without waiting for 'go'")
-    args = parser.parse_args(argv)
-    logging.disable(logging.WARNING)
-    asyncio.run(run(args.url, args.sessions, args.duration, not args.no_wait, args.stagger))
+    """Command line entry: pattern-camera sessions."""
+    client_main(__doc__.split("\n", 1)[0], VideoSession, default_stagger=0.2, settle_s=2.0, tail_s=0.0, argv=argv)
 
 
 if __name__ == "__main__":
