@@ -54,7 +54,9 @@ def server_config(
         advertised_address=spec.ice.advertised_address,
         codecs={"audio": list(spec.codecs.audio), "video": list(spec.codecs.video)},
         keepalive_timeout_secs=spec.server.keepalive_timeout_secs,
+        resume_window_secs=spec.server.resume_window_secs,
         connect_timeout_secs=spec.server.connect_timeout_secs,
+        limits=spec.server.limits,
         static_dir=static,
     )
 

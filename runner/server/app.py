@@ -89,7 +89,7 @@ async def _cors_and_errors(request: web.Request, handler: Any) -> web.StreamResp
 
 
 async def _read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
-    limit = request.app[CONFIG_KEY].max_body_bytes
+    limit = request.app[CONFIG_KEY].limits.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, f"request body larger than {limit} bytes")
     try:
@@ -188,6 +188,7 @@ async def _new_connection(
         advertised_address=config.advertised_address,
         codecs=config.codecs,
         keepalive_timeout_secs=config.keepalive_timeout_secs,
+        limits=config.limits,
     )
     lock = session.lock if session is not None else asyncio.Lock()
     async with lock:
@@ -303,7 +304,7 @@ def _static_handler(root: Path) -> Any:
 
 def create_app(config: ServerConfig, bot: BotFactory) -> web.Application:
     """Build the signalling app; shutting it down ends every session (peerLeft, close, cancel)."""
-    app = web.Application(middlewares=[_cors_and_errors], client_max_size=config.max_body_bytes)
+    app = web.Application(middlewares=[_cors_and_errors], client_max_size=config.limits.max_body_bytes)
     app[CONFIG_KEY] = config
     app[REGISTRY_KEY] = SessionRegistry(config.max_sessions, config.connect_timeout_secs, config.bot_grace_secs)
     app[BOT_KEY] = bot

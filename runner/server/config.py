@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.limits import DEFAULT_LIMITS, Limits
 from runner.webrtc.connection import SmallWebRTCConnection
 from runner.webrtc.ice import IceServer
 
@@ -19,7 +20,8 @@ class ServerConfig:
     port: int = 7860
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     """Origins allowed cross-origin; ``["*"]`` allows any, ``[]`` none."""
-    max_sessions: int = 50
+    max_sessions: int = 32
+    """Sessions (pending, live or suspended, until their bot has finished); more get 503."""
     ice_servers: list[IceServer] = field(default_factory=list)
     """Used by the server pc and returned in ``/start``'s ``iceConfig``; empty = host candidates only."""
     host_addresses: list[str] | None = None
@@ -28,12 +30,15 @@ class ServerConfig:
     """1:1 NAT: public IP written into host candidates of answers."""
     codecs: dict[str, list[str]] | None = None
     keepalive_timeout_secs: float | None = 5.0
-    """A client whose ``ping:`` stops this long is declared gone (None: rely on ICE only)."""
+    """A client whose ``ping:`` stops this long is suspended (None: rely on ICE only)."""
+    resume_window_secs: float = 30.0
+    """A suspended session ends unless the client restarts its pc (``restart_pc``) within this."""
     connect_timeout_secs: float = 30.0
     """A pc not connected this long after its offer is closed; also the TTL of an unused ``/start``."""
     static_dir: Path | None = None
     """Served at ``/`` when set (the test page)."""
-    max_body_bytes: int = 256 * 1024
+    limits: Limits = DEFAULT_LIMITS
+    """Bounds on everything a client controls (see :class:`runner.limits.Limits`)."""
     bot_grace_secs: float = 2.0
     """How long a bot may keep running after its connection closed before it is cancelled."""
     shutdown_timeout_secs: float = 5.0

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, fi
 
 from runner.actions.base import Action
 from runner.audio.vad import VADAnalyzer
+from runner.limits import Limits
 from runner.params import TransportSettings
 from runner.processors.base import FrameProcessor
 
@@ -36,11 +37,15 @@ class ServerSettings(_Section):
     max_sessions: int = Field(default=32, ge=1)
     """Concurrent peer connections; further offers are answered with 503."""
     keepalive_timeout_secs: float = Field(default=5.0, gt=0)
-    """A session whose data channel sent no ping for this long is treated as dead."""
+    """A session whose data channel sent no ping for this long is suspended (see resume_window_secs)."""
+    resume_window_secs: float = Field(default=30.0, ge=0, le=3600)
+    """How long a suspended session waits for the client to restart its peer connection before it ends."""
     connect_timeout_secs: float = Field(default=30.0, gt=0)
     """A peer that is not connected this long after its offer is dropped."""
     static_page: bool = True
     """Serve the test web page at /."""
+    limits: Limits = Field(default_factory=Limits)
+    """Bounds on everything a client controls (body size, JSON depth, offer shape, rates, ...)."""
 
 
 class IceServer(_Section):

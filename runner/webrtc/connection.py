@@ -42,6 +42,7 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 
 from runner.events import EventEmitter
+from runner.limits import DEFAULT_LIMITS, Limits
 from runner.webrtc.codecs import preferred_capabilities, validate_codecs
 from runner.webrtc.datachannel import SIGNALLING_PEER_LEFT, SIGNALLING_RENEGOTIATE, DataChannelLink
 from runner.webrtc.ice import (
@@ -100,8 +101,10 @@ class SmallWebRTCConnection(EventEmitter):
         advertised_address: str | None = None,
         codecs: dict[str, list[str]] | None = None,
         keepalive_timeout_secs: float | None = None,
+        limits: Limits | None = None,
     ) -> None:
         super().__init__()
+        self.limits = limits if limits is not None else DEFAULT_LIMITS
         for name in CONNECTION_EVENTS:
             self._register_event_handler(name)
         self.ice_servers: list[IceServer] = normalize_ice_servers(ice_servers)
