@@ -22,7 +22,7 @@ SECRET_KEY = re.compile(r"(password|passwd|credential|api_?key|token|secret)", r
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class ServerSettings(_Section):
