@@ -304,14 +304,10 @@ def _cmd_connect(args: argparse.Namespace, _settings: object) -> int:
 
 
 def _cmd_new(args: argparse.Namespace, _settings: object) -> int:
-    from runner.plugins.discovery import PluginRegistry
-    from runner.scaffold import GROUP_OF, ScaffoldError, scaffold_plugin
+    from runner.scaffold import ScaffoldError, scaffold_plugin
 
-    registry = PluginRegistry.discover()
-    group = GROUP_OF[args.kind]
-    taken = {p.name: p.package for p in registry.plugins if p.group == group}
     try:
-        names, written = scaffold_plugin(args.name, args.kind, args.dir, taken=taken)
+        names, written = scaffold_plugin(args.name, args.kind, args.dir)
     except ScaffoldError as exc:
         print(f"pipeline-run new plugin: {exc}", file=sys.stderr)
         return 1

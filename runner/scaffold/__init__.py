@@ -10,6 +10,7 @@ from runner.scaffold.generate import (
     plugin_names,
     render_plugin,
     scaffold_plugin,
+    taken_names,
     write_plugin,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "plugin_names",
     "render_plugin",
     "scaffold_plugin",
+    "taken_names",
     "write_plugin",
 ]

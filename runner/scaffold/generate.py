@@ -83,6 +83,14 @@ def plugin_names(name: str, kind: Kind = "processor") -> PluginNames:
     )
 
 
+def taken_names(group: str) -> dict[str, str]:
+    """Plugin names already registered in ``group``, with their distribution (nothing is imported)."""
+    taken: dict[str, str] = {}
+    for entry in importlib.metadata.entry_points(group=group):
+        taken.setdefault(entry.name, entry.dist.name if entry.dist is not None else "?")
+    return taken
+
+
 def _runner_requirement() -> str:
     try:
         release = importlib.metadata.version("pipeline-run")
@@ -154,11 +162,12 @@ def scaffold_plugin(
 ) -> tuple[PluginNames, list[Path]]:
     """Validate ``name``, then write its distribution to ``target`` (default ``./<distribution>``).
 
-    ``taken`` maps plugin names already installed in the kind's group to their package; a
-    clash is refused, since two plugins of one name both end up broken.
+    ``taken`` maps plugin names already installed in the kind's group to their package
+    (default: :func:`taken_names`); a clash is refused, since two plugins of one name both
+    end up broken.
     """
     names = plugin_names(name, kind)
-    owner = (taken or {}).get(name)
+    owner = (taken_names(names.group) if taken is None else taken).get(name)
     if owner is not None:
         raise ScaffoldError(f"a {kind} plugin named {name!r} is already installed (from {owner}); pick another name")
     return names, write_plugin(names, Path(target) if target is not None else Path(names.distribution))
