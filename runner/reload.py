@@ -185,11 +185,10 @@ class SpecReloader:
             await asyncio.sleep(self.interval)
             try:
                 result = await self.check()
-            except Exception as exc:  # a bug here must not stop the server; it is logged, we go on
+                if result.status != "unchanged":
+                    report(self, result)
+            except Exception as exc:  # a bug here must not stop the server: logged, and we go on
                 log.error("spec_reload_error", file=str(self.path), version=self.version, error=repr(exc), exc_info=exc)
-                continue
-            if result.status != "unchanged":
-                report(self, result)
 
 
 def report_change(reloader: SpecReloader, result: ReloadResult) -> None:
