@@ -220,6 +220,9 @@ def _cmd_schema(args: argparse.Namespace, _settings: object) -> int:
 def _cmd_plugins(args: argparse.Namespace, _settings: object) -> int:
     from runner.plugins.docs import param_docs, plugins_markdown
 
+    if args.out is not None and not (args.markdown or args.json):
+        print("pipeline-run plugins: --out needs --markdown or --json", file=sys.stderr)
+        return 2
     registry = _registry()
     if args.markdown:
         return _emit(plugins_markdown(registry), args.out)
