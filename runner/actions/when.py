@@ -12,7 +12,7 @@
 =================  =========================================================================
 
 A pattern is JSON: an object matches an object that has those fields with matching values
-(others are ignored); anything else must be equal (``1`` is not ``true``, lists are compared
+(others are ignored; ``{}`` is any object); anything else must be equal (``1`` is not ``true``, lists are compared
 whole). Two operators, written as an object of ``$`` keys: ``{$in: [a, b]}`` (equal to one of
 them) and ``{$exists: false}`` (the field is absent; ``true``: present with any value).
 Matching never raises: a value of the wrong shape simply does not match.
@@ -162,7 +162,7 @@ class PatternIssue:
 
 def compile_pattern(value: Any, loc: Loc, issues: list[PatternIssue]) -> Pattern:
     """Compile the JSON ``value``; problems are appended to ``issues`` (the result then never matches)."""
-    if not isinstance(value, dict) or not value:
+    if not isinstance(value, dict):
         return Equal(value)
     operators = [k for k in value if isinstance(k, str) and k.startswith("$")]
     if not operators:
