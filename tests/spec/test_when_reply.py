@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -203,3 +205,13 @@ def test_the_schema_knows_reply_when_and_otherwise(registry: PluginRegistry) -> 
     ) in got
     assert (["events", "on_client_message", 1], "'data' is a required property") in got
     assert any(p == ["events", "on_client_message", 2] and "'action' was unexpected" in m for p, m in got)
+
+
+def test_the_readme_example_is_a_valid_spec() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.DOTALL)
+    example = next(b for b in blocks if "otherwise:" in b and "action: reply" in b)
+    registry = PluginRegistry.discover()
+    spec = parse_spec("version: 1\n" + example, registry, env={})
+    assert [s.otherwise for s in spec.events["on_client_message"]] == [False, False, False, True]
+    assert schema_errors(generate_schema(registry), yaml.safe_load(example)) == []
