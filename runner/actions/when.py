@@ -197,6 +197,11 @@ class Condition:
     #: the ``when`` as written (for rendering the resolved spec)
     source: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    @classmethod
+    def never(cls, source: dict[str, Any]) -> Condition:
+        """A condition that matches nothing (a ``when`` whose ``${VAR}`` was left unresolved)."""
+        return cls(type=OneOf(()), source=source)
+
     def matches(self, message: EventMessage) -> bool:
         """True when the event's message satisfies every part of the condition."""
         return all(

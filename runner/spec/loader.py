@@ -293,7 +293,9 @@ class _Checker:
             self.add(when_loc, "when takes a mapping of type, data and/or message, e.g. when: {type: get-count}")
             return None
         spec = self.validate(WhenSpec, raw, when_loc)
-        if not isinstance(spec, WhenSpec) or self.held_back(when_loc):
+        if self.held_back(when_loc) or any(u[: len(when_loc)] == when_loc for u in self.doc.unresolved):
+            return Condition.never(raw)  # never unconditional: this `when` cannot be known yet
+        if not isinstance(spec, WhenSpec):
             return None
         condition, problems = compile_when(spec)
         for problem in problems:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from runner.actions import ReplyAction
+from runner.actions.when import MISSING, EventMessage
 from runner.plugins.discovery import PluginRegistry
 from runner.spec import SpecError, generate_schema, parse_spec, render_config
 
@@ -215,3 +216,14 @@ def test_the_readme_example_is_a_valid_spec() -> None:
     spec = parse_spec("version: 1\n" + example, registry, env={})
     assert [s.otherwise for s in spec.events["on_client_message"]] == [False, False, False, True]
     assert schema_errors(generate_schema(registry), yaml.safe_load(example)) == []
+
+
+def test_a_when_held_back_by_an_unset_variable_never_matches(registry: PluginRegistry) -> None:
+    text = "version: 1\nevents:\n  on_client_message:\n    - {when: {data: {a: '${X}'}}, action: reply, data: 1}\n"
+    spec = parse_spec(text, registry, env={}, skip_env=True)
+    when = spec.events["on_client_message"][0].when
+    assert when is not None  # not silently unconditional
+    for message in [EventMessage("t", {"a": "${X}"}, None), EventMessage(MISSING, MISSING, MISSING)]:
+        assert not when.matches(message)
+    resolved = parse_spec(text, registry, env={"X": "1"}).events["on_client_message"][0].when
+    assert resolved is not None and resolved.matches(EventMessage("t", {"a": "1"}, None))
