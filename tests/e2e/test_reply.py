@@ -29,6 +29,8 @@ events:
     - {when: {type: greet}, action: reply, data: "hello {$request.d.name}"}
     - {when: {type: [echo, repeat]}, action: reply, type: echoed, data: $request}
     - {when: {type: second}, action: reply, data: $request.d.numbers.1}
+    - otherwise:   # tells the client, but does not answer: the request still gets an error-response
+        - {action: send_app_message, message: {unhandled: true}}
   on_app_message:
     - {when: {message: {kind: ping}}, action: send_app_message, message: {kind: pong}}
     - otherwise: [{action: log, level: debug}]
@@ -108,10 +110,13 @@ async def test_when_routes_requests_and_the_unmatched_get_an_error_response(tmp_
                 "server-response",
                 {"t": "echoed", "d": {"t": "repeat", "d": [1, "two"]}},
             )
-            # no `when` matches and there is no `otherwise`: the connection's immediate error-response
+            assert {"unhandled": True} not in peer.messages
+            # no `when` matches: `otherwise` runs, and as it does not reply, the connection's
+            # immediate error-response answers the request
             got = await answer(peer, "weather", {"city": "Oslo"})
             assert got["type"] == "error-response"
             assert got["data"] == {"error": "client-message 'weather' was not answered by the bot"}
+            assert peer.messages.index({"unhandled": True}) < peer.messages.index(got)
             # a path the request does not have: an error-response naming it, and the session goes on
             got = await answer(peer, "second", {"numbers": [1]})
             assert got["type"] == "error-response"
@@ -128,5 +133,6 @@ async def test_when_routes_requests_and_the_unmatched_get_an_error_response(tmp_
             ids = [m["id"] for m in answers]
             assert len(ids) == len(set(ids)) == 8
             assert peer.messages.count({"kind": "pong"}) == 1
+            assert peer.messages.count({"unhandled": True}) == 1  # `otherwise` ran for "weather" only
     finally:
         await server.runner.cleanup()
