@@ -13,7 +13,8 @@ A string that is exactly one reference becomes the referenced value with its typ
 list). Nothing is evaluated: a reference is a path, never an expression. Path segments are
 letters, digits, ``_`` and ``-``. A path the spec can rule out (``$request.x``, ``$request.t.y``)
 is a :class:`TemplateSyntaxError` when the spec loads; a path the request does not have is a
-:class:`MissingPathError` when the reply is rendered. Other ``$`` strings ("$5") are literal.
+:class:`MissingPathError` when the reply is rendered. Other ``$`` strings ("$5", "$USD") are
+literal, except near misses of ``$request`` ("$requst.d"), which are errors too.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ ROOT = "request"
 _SEGMENT = r"[A-Za-z0-9_-]+"
 _PATH = rf"(?:\.{_SEGMENT})*"
 #: A whole-string reference, or a typo of one (any ``$word`` root).
-_WHOLE = re.compile(rf"^\$(?P<root>[A-Za-z_]\w*)(?P<path>{_PATH})$")
+_WHOLE = re.compile(rf"\$(?P<root>[A-Za-z_]\w*)(?P<path>{_PATH})")
 #: ``{$...}`` inside a longer string: anything up to the closing brace is checked.
 _EMBEDDED = re.compile(r"\{\s*\$(?P<body>[^{}]*?)\s*\}")
-_EMBEDDED_BODY = re.compile(rf"^(?P<root>[A-Za-z_]\w*)(?P<path>{_PATH})$")
+_EMBEDDED_BODY = re.compile(rf"(?P<root>[A-Za-z_]\w*)(?P<path>{_PATH})")
 _FIELDS = ("t", "d")
 
 
@@ -147,7 +148,7 @@ def _check(root: str, path: str, loc: Loc, shown: str) -> Ref:
 
 def _compile_string(text: str, loc: Loc) -> str | Ref | Text:
     """Raises :class:`TemplateSyntaxError` at the first bad reference in ``text``."""
-    whole = _WHOLE.match(text)
+    whole = _WHOLE.fullmatch(text)
     if whole:
         root = whole["root"]
         if root == ROOT or _close(root, (ROOT,)):
@@ -158,7 +159,7 @@ def _compile_string(text: str, loc: Loc) -> str | Ref | Text:
     parts: list[str | Ref] = []
     last = 0
     for found in _EMBEDDED.finditer(text):
-        body = _EMBEDDED_BODY.match(found["body"])
+        body = _EMBEDDED_BODY.fullmatch(found["body"])
         if body is None:
             raise TemplateSyntaxError(loc, f"{found[0]!r} is not a reference like {{${ROOT}.d.name}}")
         parts.extend([text[last : found.start()], _check(body["root"], body["path"], loc, found[0])])

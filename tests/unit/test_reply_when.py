@@ -131,7 +131,7 @@ def test_references_inside_text_become_text() -> None:
     assert out == {"msg": 'hi Ann, n=3, all={"name":"Ann","n":3}', "t": "greet!"}
 
 
-@pytest.mark.parametrize("text", ["$5", "$USD", "costs $request", "{not a ref}", "$", "plain"])
+@pytest.mark.parametrize("text", ["$5", "$USD", "costs $request", "{not a ref}", "$", "plain", "$request.d\n"])
 def test_other_dollar_strings_are_literal(text: str) -> None:
     assert Template(text).render(request(1)) == text
 
