@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import structlog
 
-from runner.actions.base import Action, ActionContext, ActionParams
+from runner.actions.base import ActionContext, ActionParams
+from runner.actions.steps import Step, run_steps
 from runner.audio.vad import VADParams
 from runner.events import EventEmitter
 from runner.params import TransportParams
@@ -88,27 +88,23 @@ def attach_event_actions(
     emitters: Sequence[EventEmitter],
     make_context: Callable[[str, tuple[Any, ...]], ActionContext],
 ) -> None:
-    """Run each event's declared actions, in order, whenever an emitter fires it."""
+    """Run each event's declared actions (``when``/``otherwise`` applied) whenever an emitter fires it."""
     for event, entries in spec.events.items():
-        actions: list[Action] = [entry.plugin(cast(ActionParams, entry.params)) for entry in entries]
-        handler = _action_runner(event, actions, make_context)
+        steps = [
+            Step(entry.plugin(cast(ActionParams, entry.params)), when=entry.when, otherwise=entry.otherwise)
+            for entry in entries
+        ]
+        handler = _action_runner(event, steps, make_context)
         for emitter in emitters:
             if event in emitter.event_names:
                 emitter.add_event_handler(event, handler)
 
 
 def _action_runner(
-    event: str, actions: list[Action], make_context: Callable[[str, tuple[Any, ...]], ActionContext]
+    event: str, steps: list[Step], make_context: Callable[[str, tuple[Any, ...]], ActionContext]
 ) -> Callable[..., Awaitable[None]]:
     async def run_actions(_emitter: EventEmitter, *args: Any) -> None:
-        ctx = make_context(event, args)
-        for action in actions:
-            try:
-                await action.run(ctx)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # one failing action must not break the session
-                ctx.log.error("action_failed", event_name=event, action=type(action).__name__, error=repr(exc))
+        await run_steps(steps, make_context(event, args))
 
     return run_actions
 
@@ -138,6 +134,8 @@ def make_bot(spec: Spec | Callable[[], Spec]) -> BotFactory:
                 task=task,
                 send_app_message=connection.send_app_message,
                 session_id=session.session_id,
+                send_server_response=connection.send_server_response,
+                send_error_response=connection.send_error_response,
             )
 
         attach_event_actions(spec, [transport, task, *processors], context)

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic_core import to_jsonable_python
 
+from runner.actions.when import NO_MESSAGE_EVENTS, Condition, WhenSpec, compile_when
 from runner.params import TRANSPORT_EVENTS
 from runner.pipeline.task import PipelineTask
 from runner.plugins.discovery import ACTIONS, PROCESSORS, VAD, PluginRegistry, UnknownPluginError
@@ -35,6 +36,8 @@ from runner.spec.models import (
 from runner.spec.yamlio import Document, Pos, read_document
 
 MASK = "********"
+#: Keys an event-list entry may have besides its action's own parameters.
+STEP_KEYS = ("action", "when", "otherwise")
 
 
 def builtin_events() -> tuple[str, ...]:
@@ -189,20 +192,115 @@ class _Checker:
             if name not in known:
                 hint = did_you_mean(name, known) or f" (known events: {', '.join(sorted(known))})"
                 self.add(loc, f"unknown event {name!r}{hint}", key=True)
-            if not isinstance(entries, list):
-                continue
-            steps: list[ActionSpec] = []
-            for j, entry in enumerate(entries):
-                if not isinstance(entry, dict):
-                    continue
-                plugin = self.plugin(ACTIONS, entry, "action", (*loc, j))
-                if plugin is None:
-                    continue
-                params = self.plugin_params(plugin, entry, ("action",), (*loc, j))
-                if params is not None:
-                    steps.append(ActionSpec(entry["action"], plugin, params))
-            result[name] = steps
+            if isinstance(entries, list):
+                result[name] = self.check_steps(name, entries, loc)
         return result
+
+    # ------------------------------------------------------------------ event handlers
+
+    def check_steps(self, event: str, entries: list[Any], loc: Loc) -> list[ActionSpec]:
+        """An event's list: actions, ``when`` conditions and at most one trailing ``otherwise``."""
+        steps: list[ActionSpec] = []
+        first_when: Loc | None = None
+        otherwise_at: Loc | None = None
+        for j, entry in enumerate(entries):
+            here: Loc = (*loc, j)
+            if not isinstance(entry, dict):
+                continue  # the document model reports it
+            if "otherwise" in entry:
+                steps.extend(self.check_otherwise(event, entry, here, first_when, otherwise_at))
+                otherwise_at = otherwise_at or here
+                continue
+            if "when" in entry:
+                first_when = first_when or here
+                if otherwise_at is not None:
+                    self.add(
+                        (*here, "when"),
+                        "this `when` comes after `otherwise`, so it never runs: move `otherwise` last",
+                        key=True,
+                    )
+            step = self.check_action(event, entry, here)
+            if step is not None:
+                steps.append(step)
+        return steps
+
+    def check_otherwise(
+        self, event: str, entry: dict[str, Any], loc: Loc, first_when: Loc | None, otherwise_at: Loc | None
+    ) -> list[ActionSpec]:
+        key_loc: Loc = (*loc, "otherwise")
+        for key in entry:
+            if key != "otherwise":
+                self.add(
+                    (*loc, key), "an `otherwise` entry holds only its list: otherwise: [{action: ...}, ...]", key=True
+                )
+        if otherwise_at is not None:
+            first = self.doc.pos(otherwise_at)
+            self.add(key_loc, f"a second `otherwise` (the first is at line {first.line}); keep one, last", key=True)
+        elif first_when is None:
+            self.add(
+                key_loc,
+                "`otherwise` runs when no `when` above it matched, but this list has no `when` before it",
+                key=True,
+            )
+        raw = entry["otherwise"]
+        if not isinstance(raw, list):
+            self.add(key_loc, "otherwise takes a list of actions, e.g. otherwise: [{action: log}]")
+            return []
+        steps: list[ActionSpec] = []
+        for k, item in enumerate(raw):
+            here: Loc = (*key_loc, k)
+            if not isinstance(item, dict):
+                self.add(here, "an action is a mapping such as {action: log}")
+                continue
+            nested = [key for key in ("when", "otherwise") if key in item]
+            for key in nested:
+                self.add(
+                    (*here, key), f"no `{key}` inside `otherwise`: it runs only when nothing above matched", key=True
+                )
+            step = self.check_action(event, {k2: v for k2, v in item.items() if k2 not in nested}, here)
+            if step is not None:
+                steps.append(step._replace(otherwise=True))
+        return steps
+
+    def check_action(self, event: str, entry: dict[str, Any], loc: Loc) -> ActionSpec | None:
+        if "action" not in entry:
+            typo = next((k for k in entry if isinstance(k, str) and did_you_mean(k, STEP_KEYS)), None)
+            if typo is not None:
+                self.add((*loc, typo), f"unknown key {typo!r}{did_you_mean(typo, STEP_KEYS)}", key=True)
+                return None
+        plugin = self.plugin(ACTIONS, entry, "action", loc)
+        condition = self.check_when(event, entry["when"], loc) if "when" in entry else None
+        if plugin is None:
+            return None
+        params = self.plugin_params(plugin, entry, ("action", "when"), loc)
+        if params is None:
+            return None
+        spec_issues = getattr(plugin, "spec_issues", None)
+        for sub, message in spec_issues(params, event) if callable(spec_issues) else ():
+            self.add((*loc, *sub), message)
+        return ActionSpec(entry["action"], plugin, params, when=condition)
+
+    def check_when(self, event: str, raw: Any, loc: Loc) -> Condition | None:
+        when_loc: Loc = (*loc, "when")
+        if event in NO_MESSAGE_EVENTS:
+            self.add(
+                when_loc,
+                f"{event} carries no message for `when` to match (it suits on_client_message, on_app_message)",
+                key=True,
+            )
+            return None
+        if not isinstance(raw, dict):
+            self.add(when_loc, "when takes a mapping of type, data and/or message, e.g. when: {type: get-count}")
+            return None
+        spec = self.validate(WhenSpec, raw, when_loc)
+        if self.held_back(when_loc) or any(u[: len(when_loc)] == when_loc for u in self.doc.unresolved):
+            return Condition.never(raw)  # never unconditional: this `when` cannot be known yet
+        if not isinstance(spec, WhenSpec):
+            return None
+        condition, problems = compile_when(spec)
+        for problem in problems:
+            self.add((*when_loc, *problem.loc), problem.message, key=problem.at_key)
+        return condition
 
     def plugin(self, group: str, entry: dict[str, Any], key: str, loc: Loc) -> Any:
         kind = group.rsplit(".", 1)[-1].rstrip("s")
@@ -353,10 +451,24 @@ def spec_data(spec: Spec) -> dict[str, Any]:
         data[name] = _dump(getattr(spec, name))
     data["vad"] = None if spec.vad is None else {"type": spec.vad.type, **_dump(spec.vad.params)}
     data["processors"] = [{"id": p.id, "type": p.type, **_dump(p.params)} for p in spec.processors]
-    data["events"] = {
-        name: [{"action": step.action, **_dump(step.params)} for step in steps] for name, steps in spec.events.items()
-    }
+    data["events"] = {name: _steps_data(steps) for name, steps in spec.events.items()}
     return data
+
+
+def _steps_data(steps: list[ActionSpec]) -> list[dict[str, Any]]:
+    """An event's steps in the file's shape: ``when`` on its action, ``otherwise`` regrouped."""
+    out: list[dict[str, Any]] = []
+    for step in steps:
+        item: dict[str, Any] = {"action": step.action, **_dump(step.params)}
+        if step.when is not None:
+            item = {"when": _masked(step.when.source), **item}
+        if not step.otherwise:
+            out.append(item)
+        elif out and "otherwise" in out[-1]:
+            out[-1]["otherwise"].append(item)
+        else:
+            out.append({"otherwise": [item]})
+    return out
 
 
 def render_config(spec: Spec) -> str:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from runner.actions.base import Action
+from runner.actions.when import Condition
 from runner.audio.vad import VADAnalyzer
 from runner.limits import Limits
 from runner.params import TransportSettings
@@ -205,11 +206,14 @@ class VadSpec(_Entry):
 
 
 class ActionSpec(NamedTuple):
-    """One step of an event handler: ``(action name, action class, params)``."""
+    """One step of an event handler: ``(action name, action class, params)``, its ``when``
+    condition if it has one, and ``otherwise=True`` for the steps of an ``otherwise:`` list."""
 
     action: str
     plugin: type[Action]
     params: BaseModel
+    when: Condition | None = None
+    otherwise: bool = False
 
 
 class Spec(BaseModel):

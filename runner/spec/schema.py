@@ -21,6 +21,7 @@ from pydantic import AliasChoices, BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from runner.actions.when import WhenSpec
 from runner.params import TRANSPORT_EVENTS
 from runner.pipeline.task import PipelineTask
 from runner.plugins.discovery import ACTIONS, PROCESSORS, VAD, PluginRegistry
@@ -79,9 +80,19 @@ class _Builder:
         return result
 
     def dispatch(
-        self, kind: str, key: str, registry: PluginRegistry, group: str, extra: dict[str, Any]
+        self,
+        kind: str,
+        key: str,
+        registry: PluginRegistry,
+        group: str,
+        extra: dict[str, Any],
+        optional: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """An object whose ``key`` picks the plugin; one if/then branch per plugin."""
+        """An object whose ``key`` picks the plugin; one if/then branch per plugin.
+
+        ``extra`` are required keys every entry has besides ``key``, ``optional`` keys it may have.
+        """
+        optional = optional or {}
         names = registry.names(group)
         branches = []
         for name in names:
@@ -90,7 +101,7 @@ class _Builder:
             own = self.model(params, f"{kind}.{name}.") if isinstance(params, type) else {}
             branch: dict[str, Any] = {
                 "type": "object",
-                "properties": {**extra, key: {"const": name}, **own.get("properties", {})},
+                "properties": {**extra, **optional, key: {"const": name}, **own.get("properties", {})},
                 "required": [*extra, key, *own.get("required", [])],
                 "additionalProperties": False,
             }
@@ -108,7 +119,7 @@ class _Builder:
             choice["enum"] = names
         result: dict[str, Any] = {
             "type": "object",
-            "properties": {**extra, key: choice},
+            "properties": {**extra, **optional, key: choice},
             "required": [*extra, key],
         }
         if branches:
@@ -125,13 +136,34 @@ def _events(registry: PluginRegistry) -> dict[str, Any]:
     for plugin_name in registry.names(PROCESSORS):
         for name in getattr(registry.get(PROCESSORS, plugin_name), "events", ()):
             sources.setdefault(name, []).append(f"processor {plugin_name}")
+    step = {
+        "if": {"type": "object", "required": ["otherwise"]},
+        "then": {"$ref": "#/definitions/otherwise"},
+        "else": {"$ref": "#/definitions/action"},
+    }
     return {
         name: {
             "type": "array",
-            "items": {"$ref": "#/definitions/action"},
+            "items": step,
             "description": f"Actions run when {' / '.join(src)} fires {name}.",
         }
         for name, src in sources.items()
+    }
+
+
+def _otherwise() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "otherwise": {
+                "type": "array",
+                "items": {"$ref": "#/definitions/action"},
+                "description": "Actions run when no `when` above this entry matched (place it last).",
+            }
+        },
+        "required": ["otherwise"],
+        "additionalProperties": False,
+        "description": "The actions for messages no `when` in this list matched.",
     }
 
 
@@ -147,7 +179,13 @@ def generate_schema(registry: PluginRegistry) -> dict[str, Any]:
     vad["type"] = ["object", "null"]
     vad["default"] = None
     vad["description"] = "voice activity detection for input audio (null: none)"
-    builder.definitions["action"] = builder.dispatch("action", "action", registry, ACTIONS, {})
+    when = builder.model(WhenSpec)
+    when["description"] = "Run this action only for matching messages; the first `when` that matches wins."
+    builder.definitions["when"] = when
+    builder.definitions["otherwise"] = _otherwise()
+    builder.definitions["action"] = builder.dispatch(
+        "action", "action", registry, ACTIONS, {}, {"when": {"$ref": "#/definitions/when"}}
+    )
     top["properties"]["processors"] = {
         "type": "array",
         "items": processor,

@@ -150,11 +150,12 @@ def _test_spec(source: Path, tmp: Path, port: int) -> Path:
 
 
 @contextlib.contextmanager
-def serve_spec(source: Path, tmp: Path) -> Iterator[LiveServer]:
+def serve_spec(source: Path, tmp: Path, *, answer_client_messages: bool = True) -> Iterator[LiveServer]:
     """The real signalling server running ``source``'s bot, in a thread with its own loop.
 
     The bot is wrapped to record trackStatus and client-message requests (answered with
-    ``{"echo": data}``) so the tests can see what the browser sent.
+    ``{"echo": data}`` unless ``answer_client_messages`` is False, leaving them to the spec)
+    so the tests can see what the browser sent.
     """
     from runner import build
     from runner.plugins import PluginRegistry
@@ -181,7 +182,7 @@ def serve_spec(source: Path, tmp: Path) -> Iterator[LiveServer]:
         async def _client_message(conn: Any, msg_type: str, payload: Any, request_id: str | None) -> None:
             with server.lock:
                 server.client_messages.append((conn.pc_id, msg_type, payload))
-            if request_id is not None:
+            if answer_client_messages and request_id is not None:
                 conn.send_server_response(request_id, msg_type, {"echo": payload})
 
         await base_bot(connection, session)

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr
 
 from runner.actions.base import Action, ActionParams
+from runner.actions.reply import ReplyAction
 from runner.audio.vad import VADAnalyzer, VADParams
 from runner.plugins.discovery import ACTIONS, PROCESSORS, VAD, PluginInfo, PluginRegistry
 from runner.processors.base import FrameProcessor, ProcessorParams
@@ -91,6 +92,7 @@ def make_registry() -> PluginRegistry:
         (ACTIONS, "log", Log),
         (ACTIONS, "say", Say),
         (ACTIONS, "end", End),
+        (ACTIONS, "reply", ReplyAction),
     ]
     return PluginRegistry(
         plugins=[

@@ -59,7 +59,7 @@ def test_valid_spec(registry: PluginRegistry, data_dir: Path) -> None:
 
     hello = spec.events["on_client_connected"]
     assert [(a.action, a.plugin) for a in hello] == [("say", Say), ("log", Log)]
-    action, plugin, params = hello[0]
+    action, plugin, params = hello[0][:3]  # then its `when` (None here) and `otherwise` flag
     assert (action, plugin) == ("say", Say)
     assert params.text == "Hello, that costs $5"  # type: ignore[attr-defined]
     assert list(spec.events) == ["on_client_connected", "on_tone_started", "on_client_disconnected"]
@@ -218,6 +218,7 @@ def test_echo_pipeline_with_test_plugins(registry: PluginRegistry) -> None:
     assert spec.ice.servers == [] and spec.ice.host_addresses is None
     assert (spec.server.host, spec.server.port) == ("127.0.0.1", 7860)
     assert [a.action for a in spec.events["on_client_connected"]] == ["log"]
+    assert [(a.action, a.params.data) for a in spec.events["on_client_message"]] == [("reply", "$request.d")]  # type: ignore[attr-defined]
     assert [a.action for a in spec.events["on_client_disconnected"]] == ["end"]
 
 

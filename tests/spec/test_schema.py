@@ -55,7 +55,7 @@ def test_processor_dispatch(schema: dict[str, Any]) -> None:
     assert {"id", "type", "frequency", "volume"} <= set(branch["properties"])
     assert branch["properties"]["frequency"]["description"] == "Tone frequency in Hz."
     assert schema["definitions"]["processor.audio.recorder"]["required"] == ["id", "type", "path"]
-    assert schema["definitions"]["action"]["properties"]["action"]["enum"] == ["end", "log", "say"]
+    assert schema["definitions"]["action"]["properties"]["action"]["enum"] == ["end", "log", "reply", "say"]
     assert schema["properties"]["vad"]["properties"]["type"]["enum"] == ["energy"]
 
 
@@ -95,7 +95,11 @@ def test_events_list_every_known_event(schema: dict[str, Any]) -> None:
     assert {"on_client_connected", "on_app_message", "on_pipeline_finished", "on_tone_started"} <= set(
         events["properties"]
     )
-    assert events["properties"]["on_client_ready"]["items"] == {"$ref": "#/definitions/action"}
+    assert events["properties"]["on_client_ready"]["items"] == {
+        "if": {"type": "object", "required": ["otherwise"]},
+        "then": {"$ref": "#/definitions/otherwise"},
+        "else": {"$ref": "#/definitions/action"},
+    }
 
 
 def test_env_references_accepted_for_typed_leaves(schema: dict[str, Any]) -> None:
