@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from pydantic import Field, create_model
+from pydantic import BaseModel, Field, create_model
 
 from runner.plugins import PluginRegistry
 from runner.plugins.docs import param_docs, params_table
@@ -93,6 +96,47 @@ def test_the_schema_and_the_docs_share_one_description_per_field() -> None:
             assert properties[doc.name].get("description") == doc.description, (info.name, doc.name)
             compared += 1
     assert compared > 40
+
+
+def _all_models(base: type[BaseModel]) -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = []
+    for sub in base.__subclasses__():
+        if sub.__module__.startswith(("runner.", "pipeline_run_")) and sub not in found:
+            found.append(sub)
+        found += [m for m in _all_models(sub) if m not in found]
+    return found
+
+
+def _attribute_docstrings(cls: type) -> list[str]:
+    """Names of the fields of ``cls`` that have a string right under them in its source."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return []
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    return [
+        stmt.target.id
+        for stmt, after in zip(body, body[1:], strict=False)
+        if isinstance(stmt, ast.AnnAssign)
+        and isinstance(stmt.target, ast.Name)
+        and isinstance(after, ast.Expr)
+        and isinstance(after.value, ast.Constant)
+        and isinstance(after.value.value, str)
+    ]
+
+
+def test_no_model_drops_the_docstrings_under_its_fields() -> None:
+    """A model whose config lacks ``use_attribute_docstrings`` loses them from the schema and docs: catch it."""
+    PluginRegistry.discover()  # import every plugin's models
+    models = _all_models(BaseModel)
+    assert len(models) > 20
+    lost = [
+        f"{model.__module__}.{model.__qualname__}.{name}"
+        for model in models
+        for name in _attribute_docstrings(model)
+        if name in model.model_fields and not model.model_fields[name].description
+    ]
+    assert lost == [], "set use_attribute_docstrings=True in these models' config"
 
 
 def test_markdown_and_json_exclude_each_other() -> None:

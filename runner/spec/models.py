@@ -219,7 +219,7 @@ class ActionSpec(NamedTuple):
 class Spec(BaseModel):
     """A validated spec, with every plugin entry resolved to its class and params."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, use_attribute_docstrings=True)
 
     version: Literal[1] = 1
     server: ServerSettings = Field(default_factory=ServerSettings)
