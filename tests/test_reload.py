@@ -197,3 +197,14 @@ async def test_new_sessions_get_the_new_spec_and_live_ones_keep_theirs(tmp_path:
     assert [e["version"] for e in events if e.get("event") == "spec_reloaded"] == [2]
     assert [e["version"] for e in events if e.get("event") == "spec_reload_refused"] == [2]
     assert sum(1 for e in events if e.get("event") == "session_started") == 3
+
+
+def test_a_bad_spec_at_start_exits_1_with_positions_even_with_reload(tmp_path: Path) -> None:
+    import subprocess
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(tone_spec(440.0, valid=False))
+    result = subprocess.run([CLI, str(spec), "--reload"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"{spec}:7:34: processors[0].amplitud: unknown key 'amplitud'; did you mean 'amplitude'?" in result.stderr
+    assert "Traceback" not in result.stderr
