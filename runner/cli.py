@@ -99,8 +99,15 @@ def _parser() -> argparse.ArgumentParser:
         help="a plugin distribution: pyproject with its entry point, code with typed Params, tests, README",
     )
     new_plugin.add_argument("name", help="the entry-point name a spec uses as `type:`, e.g. acme.reverse")
-    new_plugin.add_argument("--kind", choices=["processor", "vad", "action"], default="processor")
-    new_plugin.add_argument("--dir", type=Path, help="where to write it (default: ./pipeline-run-NAME); must not exist")
+    new_plugin.add_argument(
+        "--kind",
+        choices=["processor", "vad", "action"],
+        default="processor",
+        help="a pipeline processor, a voice activity detector or an event action (default: processor)",
+    )
+    new_plugin.add_argument(
+        "--dir", type=Path, help="where to write it (default: ./pipeline-run-NAME); must not exist or must be empty"
+    )
 
     from runner.client.cli import add_connect_arguments
 

@@ -203,7 +203,9 @@ async def test_a_spec_using_all_three_validates_and_serves_them(workspace: Path,
     checked = _cli("validate", *map(str, specs.values()), site=workspace / "site")
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
-    reference, quieter = await asyncio.gather(*(_one_session(spec, workspace / "site") for spec in specs.values()))
+    # one after the other: two servers and two clients at once overload this 2-core machine
+    reference = await _one_session(specs["reference"], workspace / "site")
+    quieter = await _one_session(specs["quieter"], workspace / "site")
     for run in (reference, quieter):
         assert run.exit_code == 0 and "Traceback" not in run.log, run.log
         assert run.frequency == pytest.approx(440.0, abs=15)  # our own tone came back

@@ -193,7 +193,7 @@ def _own_doc(cls: type) -> str:
 def _plugin_section(info: PluginInfo) -> Iterator[str]:
     yield f"### `{info.name}`"
     yield ""
-    yield f"Package `{info.package}` {info.version} · class `{info.target}`"
+    yield f"Package `{info.package}` {info.version} · entry point `{info.target}`"
     yield ""
     cls = info.obj
     assert cls is not None
