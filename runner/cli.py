@@ -373,7 +373,7 @@ def _cmd_run(args: argparse.Namespace, settings: object) -> int:
         file=sys.stderr,
     )
     try:
-        asyncio.run(_serve(config, make_bot(reloader or spec), reloader))
+        asyncio.run(_serve(config, make_bot(reloader if reloader is not None else spec), reloader))
     except OSError as exc:  # e.g. the port is taken
         print(f"pipeline-run: cannot serve on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
         return 3
