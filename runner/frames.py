@@ -4,8 +4,18 @@ Three families, told apart by base class:
 
 * ``SystemFrame`` -- out of band. Processors that queue work let these overtake
   queued data (start, cancel, interruption, speaking notices, errors).
-* ``DataFrame`` -- media and text, processed in order and dropped by an interruption.
-* ``ControlFrame`` -- in order like data, but survive an interruption (end, flush).
+* ``DataFrame`` -- media and text, processed in order.
+* ``ControlFrame`` -- in order like data (end, flush, response and TTS markers).
+
+What an interruption may drop is decided here and nowhere else, by the class attribute
+:attr:`Frame.interruptible`: the user barging in cancels what the bot was about to say or
+show, never what the user said or showed. So an interruption drops queued *bot-bound* data
+(``TextFrame``, ``TTSSpeakFrame``, ``ContextFrame``, ``OutputAudioRawFrame``,
+``OutputImageRawFrame``, ``OutputTransportMessageFrame``: ``interruptible = True``, the
+default of ``DataFrame``) and keeps everything that flows from the user
+(``InputAudioRawFrame``, ``InputImageRawFrame``, ``TranscriptionFrame`` and its
+``UserTurnFrame``; input transport messages are system frames) as well as every control
+frame. A new data frame type that carries user input sets ``interruptible = False``.
 
 This module imports nothing of ours, so anything may depend on it.
 """
@@ -15,7 +25,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 
 class FrameDirection(Enum):
@@ -29,6 +39,10 @@ class FrameDirection(Enum):
 class Frame:
     """Base of every frame."""
 
+    #: True when an interruption may drop this frame from a processor's queue (see the module
+    #: docstring for the rule); only bot-bound data frames are.
+    interruptible: ClassVar[bool] = False
+
     @property
     def name(self) -> str:
         return type(self).__name__
@@ -41,12 +55,16 @@ class SystemFrame(Frame):
 
 @dataclass(slots=True)
 class DataFrame(Frame):
-    """In-band frame; an interruption drops it from any queue."""
+    """In-band frame; an interruption drops it from any queue unless it carries user input."""
+
+    interruptible: ClassVar[bool] = True
 
 
 @dataclass(slots=True)
 class ControlFrame(Frame):
     """In-band frame that an interruption does not drop."""
+
+    interruptible: ClassVar[bool] = False
 
 
 # ---------------------------------------------------------------- system frames
@@ -135,7 +153,9 @@ class AudioRawFrame(DataFrame):
 
 @dataclass(slots=True)
 class InputAudioRawFrame(AudioRawFrame):
-    """Audio from the user (microphone)."""
+    """Audio from the user (microphone); an interruption never drops it."""
+
+    interruptible: ClassVar[bool] = False
 
 
 @dataclass(slots=True)
@@ -154,7 +174,9 @@ class ImageRawFrame(DataFrame):
 
 @dataclass(slots=True)
 class InputImageRawFrame(ImageRawFrame):
-    """A frame from the user's camera or screen; ``source`` tells which."""
+    """A frame from the user's camera or screen; ``source`` tells which. Never dropped by an interruption."""
+
+    interruptible: ClassVar[bool] = False
 
     source: str = "camera"
     user_id: str | None = None
@@ -181,7 +203,9 @@ class TTSSpeakFrame(DataFrame):
 
 @dataclass(slots=True)
 class TranscriptionFrame(DataFrame):
-    """Text recognised from the user's speech."""
+    """Text recognised from the user's speech; an interruption never drops it."""
+
+    interruptible: ClassVar[bool] = False
 
     text: str
     user_id: str = ""
