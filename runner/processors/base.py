@@ -216,8 +216,12 @@ class FrameProcessor(EventEmitter):
 
     def _error_text(self, text: str) -> str:
         """``text`` with the values of this processor's secret parameters masked."""
-        for secret in secret_values(getattr(self, "params", None)):
-            text = text.replace(secret, "***")
+        secrets = secret_values(getattr(self, "params", None))
+        # Repeat until none is left: a replacement can complete another occurrence ("xx***" for
+        # "x***"); every pass shortens the text (secrets are longer than the mask), so this ends.
+        while found := [secret for secret in secrets if secret in text]:
+            for secret in found:
+                text = text.replace(secret, "***")
         return text
 
     async def _stop_worker(self) -> None:
