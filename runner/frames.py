@@ -114,7 +114,11 @@ class BotStoppedSpeakingFrame(SystemFrame):
 
 @dataclass(slots=True)
 class ErrorFrame(SystemFrame):
-    """A processor failed. ``fatal`` errors end the pipeline."""
+    """A processor failed. ``fatal`` errors end the pipeline.
+
+    ``error`` is also what the client is told (RTVI ``error``): a sentence for a person, never
+    an exception's repr or a secret. ``exception``, when there is one, stays on the server.
+    """
 
     error: str
     processor: str | None = None

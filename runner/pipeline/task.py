@@ -1,8 +1,9 @@
 """``PipelineTask`` runs one pipeline: start, feed frames, end gracefully or cancel.
 
-Errors: an :class:`ErrorFrame` that reaches the top of the pipeline (processors push them
-upstream, so it has passed the input transport, which told the client) fires
-``on_pipeline_error``; a fatal one then cancels the pipeline. The task's own background work
+Errors: an :class:`ErrorFrame` that reaches either end of the pipeline (processors push them
+upstream, so it has passed the input transport, which told the client; one pushed downstream
+has passed the output transport, which did the same) fires ``on_pipeline_error``; a fatal one
+then cancels the pipeline. The task's own background work
 (the feeder, deferred cancels) runs under a :class:`~runner.tasks.TaskOwner`: if it fails, the
 failure is logged and turned into a fatal ``ErrorFrame`` sent up through the whole pipeline,
 so it takes the same path.
@@ -180,6 +181,8 @@ class PipelineTask(EventEmitter):
         if direction is DOWNSTREAM:
             if isinstance(frame, EndFrame):
                 self._finish(frame.reason or "ended")
+            elif isinstance(frame, ErrorFrame):
+                await self._handle_error(frame)  # pushed the wrong way, but an error all the same
             elif self.has_event_handlers("on_frame_reached_downstream"):
                 await self._call_event_handler("on_frame_reached_downstream", frame)
             return

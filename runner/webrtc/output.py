@@ -21,6 +21,7 @@ from runner.frames import (
     BotStoppedSpeakingFrame,
     CancelFrame,
     EndFrame,
+    ErrorFrame,
     Frame,
     FrameDirection,
     OutputAudioRawFrame,
@@ -116,6 +117,10 @@ class SmallWebRTCOutputTransport(FrameProcessor):
         elif isinstance(frame, OutputTransportMessageFrame) and direction is DOWNSTREAM:
             if not self._transport.connection.send_app_message(frame.message):
                 log.debug("app_message_dropped", processor=self.name)
+        elif isinstance(frame, ErrorFrame) and direction is DOWNSTREAM:
+            # Errors normally go upstream (the input transport tells the client); this one went down.
+            self._transport.connection.send_rtvi_error(frame.error, frame.fatal)
+            await self.push_frame(frame, direction)
         else:
             await self.push_frame(frame, direction)
 

@@ -5,6 +5,7 @@
   :meth:`RtviSession.send_server_response`. A request nobody answered gets an ``error-response``
   right away, so the JS client's ``sendClientRequest`` fails fast instead of timing out.
 * ``disconnect-bot`` -> the ``disconnect-bot`` event (the transport ends gracefully).
+* A pipeline ``ErrorFrame`` -> ``error`` ``{error, fatal}`` (no id); the JS client disconnects on a fatal one.
 * Other pipecat client types (``send-text``, ``dtmf``, ...) only reach the app as app messages;
   anything else gets ``error-response`` ``"Unsupported type <t>"``.
 """

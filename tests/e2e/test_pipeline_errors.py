@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 
 from runner.build import make_bot
-from runner.frames import Frame, FrameDirection, InputTransportMessageFrame
+from runner.frames import ErrorFrame, Frame, FrameDirection, InputTransportMessageFrame
 from runner.plugins import PluginRegistry
 from runner.plugins.discovery import PROCESSORS, PluginInfo
 from runner.processors.base import FrameProcessor, ProcessorParams
@@ -52,6 +52,9 @@ class Bomb(FrameProcessor):
         await self.push_frame(frame, direction)
         if isinstance(frame, InputTransportMessageFrame) and frame.message == {"bomb": "task"}:
             self.create_task(self._explode(), name="fuse")
+        elif isinstance(frame, InputTransportMessageFrame) and frame.message == {"bomb": "dud"}:
+            # the wrong way (downstream) and not fatal: the output transport reports it
+            await self.push_frame(ErrorFrame(error="dud went off", processor=self.name, fatal=False), direction)
 
     async def _explode(self) -> None:
         await asyncio.sleep(0)
@@ -165,6 +168,16 @@ async def test_a_failing_processor_task_ends_only_its_own_session(bomb_server: R
     assert [(e["event"], e["owner"], e["task"]) for e in errors] == [("task_failed", "bomb", "bomb-fuse")]
     assert errors[0]["error"] == "RuntimeError: detonated" and isinstance(errors[0]["exc_info"], RuntimeError)
     assert errors[0]["session_id"] == session.session_id
+
+
+async def test_an_error_pushed_downstream_reaches_the_client_too(bomb_server: RunningServer) -> None:
+    async with TestPeer(bomb_server.url, mic=ToneTrack(440.0, 0.3)) as peer:
+        await _ready(peer)
+        peer.send({"bomb": "dud"})
+        error = await peer.wait_rtvi("error")
+        assert error["data"] == {"error": "dud went off", "fatal": False}
+        await _hears_more(peer)  # not fatal: the session goes on
+        assert bomb_server.registry.counts()["sessions"] == 1
 
 
 @pytest.fixture

@@ -142,6 +142,22 @@ async def test_a_failing_feeder_ends_the_run_through_the_error_path() -> None:
     assert [(e["event"], e["task"]) for e in errors] == [("task_failed", f"{task.name}-feed")]
 
 
+class WrongWay(FrameProcessor):
+    """Pushes its error downstream instead of up."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await self.push_frame(frame, direction)
+        if isinstance(frame, TextFrame):
+            await self.push_frame(ErrorFrame(error=f"lost {frame.text}", processor=self.name), DOWNSTREAM)
+
+
+async def test_an_error_pushed_downstream_still_ends_the_run() -> None:
+    bottom = Recorder("bottom")
+    task, reported = await _run(WrongWay(name="wrong"), bottom, frames=[TextFrame("it")], end=False)
+    assert task.error is not None and task.error.error == "lost it" and reported == [task.error]
+    assert task.finish_reason == "error in wrong"
+
+
 # ---------------------------------------------------------------- secrets
 
 
