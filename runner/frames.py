@@ -7,15 +7,22 @@ Three families, told apart by base class:
 * ``DataFrame`` -- media and text, processed in order.
 * ``ControlFrame`` -- in order like data (end, flush, response and TTS markers).
 
-What an interruption may drop is decided here and nowhere else, by the class attribute
-:attr:`Frame.interruptible`: the user barging in cancels what the bot was about to say or
-show, never what the user said or showed. So an interruption drops queued *bot-bound* data
-(``TextFrame``, ``TTSSpeakFrame``, ``ContextFrame``, ``OutputAudioRawFrame``,
-``OutputImageRawFrame``, ``OutputTransportMessageFrame``: ``interruptible = True``, the
-default of ``DataFrame``) and keeps everything that flows from the user
-(``InputAudioRawFrame``, ``InputImageRawFrame``, ``TranscriptionFrame`` and its
-``UserTurnFrame``; input transport messages are system frames) as well as every control
-frame. A new data frame type that carries user input sets ``interruptible = False``.
+What an interruption does to a queued frame is decided here and nowhere else, by the class
+attribute :attr:`Frame.on_interruption`. The user barging in cancels what the bot was about
+to say or show, never what the user said or showed:
+
+* ``"drop"`` -- bot-bound data (``TextFrame``, ``TTSSpeakFrame``, ``ContextFrame``,
+  ``OutputAudioRawFrame``, ``OutputImageRawFrame``, ``OutputTransportMessageFrame``; the
+  default of ``DataFrame``): removed from every queue, and work in progress on it abandoned.
+* ``"keep"`` -- the user's words (``TranscriptionFrame`` and its ``UserTurnFrame``): stay
+  queued, in order; a processor already working on one (an LLM answering it) has its
+  reaction abandoned, as that reaction is the bot's output. The words were received.
+* ``"finish"`` -- the user's media (``InputAudioRawFrame``, ``InputImageRawFrame``) and every
+  control frame: stay queued, and work in progress on one completes (abandoning an STT in the
+  middle of a chunk would lose the start of what interrupted the bot).
+
+Input transport messages are system frames: never queued. A new data frame type that carries
+user input sets ``on_interruption = "keep"`` or ``"finish"``.
 
 This module imports nothing of ours, so anything may depend on it.
 """
@@ -25,7 +32,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+#: See the module docstring: what an interruption does to a frame waiting in (or taken from) a queue.
+InterruptionRule = Literal["drop", "keep", "finish"]
 
 
 class FrameDirection(Enum):
@@ -39,9 +49,9 @@ class FrameDirection(Enum):
 class Frame:
     """Base of every frame."""
 
-    #: True when an interruption may drop this frame from a processor's queue (see the module
-    #: docstring for the rule); only bot-bound data frames are.
-    interruptible: ClassVar[bool] = False
+    #: What an interruption does to this frame in a processor's queue (module docstring);
+    #: only bot-bound data frames are dropped.
+    on_interruption: ClassVar[InterruptionRule] = "finish"
 
     @property
     def name(self) -> str:
@@ -57,14 +67,14 @@ class SystemFrame(Frame):
 class DataFrame(Frame):
     """In-band frame; an interruption drops it from any queue unless it carries user input."""
 
-    interruptible: ClassVar[bool] = True
+    on_interruption: ClassVar[InterruptionRule] = "drop"
 
 
 @dataclass(slots=True)
 class ControlFrame(Frame):
     """In-band frame that an interruption does not drop."""
 
-    interruptible: ClassVar[bool] = False
+    on_interruption: ClassVar[InterruptionRule] = "finish"
 
 
 # ---------------------------------------------------------------- system frames
@@ -157,9 +167,9 @@ class AudioRawFrame(DataFrame):
 
 @dataclass(slots=True)
 class InputAudioRawFrame(AudioRawFrame):
-    """Audio from the user (microphone); an interruption never drops it."""
+    """Audio from the user (microphone); an interruption never drops it or cuts its processing."""
 
-    interruptible: ClassVar[bool] = False
+    on_interruption: ClassVar[InterruptionRule] = "finish"
 
 
 @dataclass(slots=True)
@@ -180,7 +190,7 @@ class ImageRawFrame(DataFrame):
 class InputImageRawFrame(ImageRawFrame):
     """A frame from the user's camera or screen; ``source`` tells which. Never dropped by an interruption."""
 
-    interruptible: ClassVar[bool] = False
+    on_interruption: ClassVar[InterruptionRule] = "finish"
 
     source: str = "camera"
     user_id: str | None = None
@@ -209,7 +219,7 @@ class TTSSpeakFrame(DataFrame):
 class TranscriptionFrame(DataFrame):
     """Text recognised from the user's speech; an interruption never drops it."""
 
-    interruptible: ClassVar[bool] = False
+    on_interruption: ClassVar[InterruptionRule] = "keep"
 
     text: str
     user_id: str = ""
@@ -302,6 +312,7 @@ __all__ = [
     "InputImageRawFrame",
     "InputTransportMessageFrame",
     "InterruptionFrame",
+    "InterruptionRule",
     "LLMResponseEndFrame",
     "LLMResponseStartFrame",
     "OutputAudioRawFrame",

@@ -3,10 +3,10 @@
 A processor opts in by setting ``queue_size`` (and optionally ``queue_overflow``);
 :class:`FrameWorker` then owns the queue and the task. System frames never enter it:
 the processor handles them on arrival, so they overtake queued data. An interruption
-drops the queued frames that :attr:`~runner.frames.Frame.interruptible` marks as bot-bound
-(text, TTS requests, output audio and images) and abandons such a frame in progress; the
-user's own input (audio, images, transcriptions) and control frames such as ``EndFrame``
-stay in the queue, in order, and a user frame in progress is finished.
+follows :attr:`~runner.frames.Frame.on_interruption`: queued bot-bound frames (text, TTS
+requests, output audio and images) are dropped; the user's own input (audio, images,
+transcriptions) and control frames such as ``EndFrame`` stay in the queue, in order. Work in
+progress is abandoned unless its frame says ``"finish"`` (user media, control frames).
 
 The worker's task belongs to a :class:`~runner.tasks.TaskOwner` (the processor's): if the
 loop itself fails, the owner logs it and the processor reports a fatal error.
@@ -27,7 +27,7 @@ Handler = Callable[[Frame, FrameDirection], Awaitable[None]]
 
 
 class FrameQueue:
-    """A bounded FIFO of (frame, direction) that can drop its interruptible frames at once."""
+    """A bounded FIFO of (frame, direction) that can drop its bot-bound frames at once."""
 
     def __init__(self, maxsize: int, overflow: Overflow = "block") -> None:
         if maxsize < 1:
@@ -62,9 +62,9 @@ class FrameQueue:
         self._not_full.set()
         return item
 
-    def drop_interruptible(self) -> int:
-        """Remove every queued frame an interruption may drop (bot-bound data); return how many went."""
-        kept = [item for item in self._items if not item[0].interruptible]
+    def drop_interrupted(self) -> int:
+        """Remove every queued frame an interruption drops (bot-bound data); return how many went."""
+        kept = [item for item in self._items if item[0].on_interruption != "drop"]
         removed = len(self._items) - len(kept)
         self._items = deque(kept)
         self.dropped += removed
@@ -108,9 +108,9 @@ class FrameWorker:
         await self.queue.put(frame, direction)
 
     async def interrupt(self) -> None:
-        """Drop queued bot-bound frames and abandon one in progress; the user's input stays."""
-        self.queue.drop_interruptible()
-        if self._current is not None and self._current.interruptible and self.running:
+        """Drop queued bot-bound frames and abandon the work in progress, unless it must finish."""
+        self.queue.drop_interrupted()
+        if self._current is not None and self._current.on_interruption != "finish" and self.running:
             await self.stop()
             self.start()
 

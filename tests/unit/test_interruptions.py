@@ -29,19 +29,21 @@ from runner.frames import (
 from runner.pipeline import Pipeline, PipelineTask
 from runner.processors.base import DOWNSTREAM, FrameProcessor
 
-USER_INPUT = {InputAudioRawFrame, InputImageRawFrame, TranscriptionFrame, UserTurnFrame}
+USER_WORDS = {TranscriptionFrame, UserTurnFrame}
+USER_MEDIA = {InputAudioRawFrame, InputImageRawFrame}
 BOT_BOUND = {TextFrame, TTSSpeakFrame, ContextFrame, OutputAudioRawFrame, OutputImageRawFrame}
 BOT_BOUND |= {OutputTransportMessageFrame}
 
 
 def test_the_rule_in_frames_py() -> None:
-    """Of the data frames, exactly the bot-bound ones may be dropped; no other frame may."""
+    """Exactly the bot-bound data frames are dropped; the user's words are kept, the user's media finished."""
     classes = [c for c in vars(frames_module).values() if inspect.isclass(c) and issubclass(c, frames_module.Frame)]
     data = {c for c in classes if issubclass(c, DataFrame) and c not in (DataFrame,)}
     data -= {frames_module.AudioRawFrame, frames_module.ImageRawFrame}  # abstract media bases
-    assert {c for c in data if c.interruptible} == BOT_BOUND
-    assert {c for c in data if not c.interruptible} == USER_INPUT
-    assert not [c for c in classes if not issubclass(c, DataFrame) and c.interruptible]
+    assert {c for c in data if c.on_interruption == "drop"} == BOT_BOUND
+    assert {c for c in data if c.on_interruption == "keep"} == USER_WORDS
+    assert {c for c in data if c.on_interruption == "finish"} == USER_MEDIA
+    assert {c.on_interruption for c in classes if not issubclass(c, DataFrame)} == {"finish"}
 
 
 class SlowSTT(FrameProcessor):
@@ -109,15 +111,16 @@ async def _interrupt_backlog(kinds: list[str]) -> None:
     await task.end()
     await asyncio.wait_for(runner, 10)
 
-    from_user = [frame for frame in sent if not frame.interruptible]
-    assert stt.done == from_user  # every user frame, in order, none twice
+    kept = [frame for frame in sent if frame.on_interruption != "drop"]
+    first = sent[0]  # taken up before the interruption came: the one in progress
+    # every user frame reached it, in order, once; the bot frame in progress (if any) before them
+    assert stt.started == ([first] if first.on_interruption == "drop" else []) + kept
+    # and all of them were finished, except a transcription whose reaction was under way
+    assert stt.done == [f for f in kept if not (f is first and f.on_interruption == "keep")]
     after = sink.seen[sink.seen.index(next(f for f in sink.seen if isinstance(f, InterruptionFrame))) + 1 :]
-    assert [f for f in after if isinstance(f, DataFrame)] == from_user  # and passed on, in order
-    assert not [f for f in sink.seen if isinstance(f, DataFrame) and f.interruptible]  # no bot output got out
-    # the bot frames went: queued ones dropped, one in progress (if the first) abandoned
-    abandoned = [f for f in stt.started if f not in stt.done]
-    assert abandoned == ([sent[0]] if sent[0].interruptible else [])
-    assert queue.dropped == sum(f.interruptible for f in sent[1:])
+    assert [f for f in after if isinstance(f, DataFrame)] == stt.done  # passed on, in order
+    assert not [f for f in sink.seen if isinstance(f, DataFrame) and f.on_interruption == "drop"]  # no bot output
+    assert queue.dropped == sum(f.on_interruption == "drop" for f in sent[1:])
     assert task.error is None and task.finish_reason == "ended"
 
 
@@ -138,5 +141,6 @@ KINDS = st.sampled_from(["mic", "heard", "camera", "say", "text", "audio"])
 @given(st.lists(KINDS, min_size=1, max_size=40))
 @example(["say", "mic", "mic"])  # a bot frame in progress is abandoned, the mic frames behind it are not
 @example(["mic", "audio", "mic", "text"])  # a mic frame in progress is finished
+@example(["heard", "heard", "text"])  # the reaction to words in progress stops; the next words wait
 def test_an_interruption_keeps_every_user_frame_in_order(kinds: list[str]) -> None:
     asyncio.run(_interrupt_backlog(kinds))
