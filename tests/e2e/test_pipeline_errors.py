@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import structlog
 from aiohttp import web
 
 from runner.build import make_bot
-from runner.frames import ErrorFrame, Frame, FrameDirection, InputTransportMessageFrame
 from runner.plugins import PluginRegistry
-from runner.plugins.discovery import PROCESSORS, PluginInfo
-from runner.processors.base import FrameProcessor, ProcessorParams
 from runner.server import SessionInfo
 from runner.spec import parse_spec
 from runner.webrtc import SmallWebRTCConnection
+from tests.support.faults import registry_with_bomb
 from tests.support.peer import TestPeer, ToneTrack
 from tests.support.server import RunningServer, start_test_server
 
@@ -34,33 +32,6 @@ HEARD = 0.02  # RMS of the echoed 0.3 tone is far above this
 API_KEY = "sk-test-4f1d9a07c2e8b6"
 
 
-class BombParams(ProcessorParams):
-    message: str = "detonated"
-
-
-class Bomb(FrameProcessor):
-    """On the app message ``{"bomb": "task"}`` starts a task of its own that raises."""
-
-    Params: ClassVar[type[ProcessorParams]] = BombParams
-    params: BombParams
-
-    def __init__(self, params: BombParams | None = None, *, name: str | None = None) -> None:
-        super().__init__(name=name)
-        self.params = params or BombParams()
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await self.push_frame(frame, direction)
-        if isinstance(frame, InputTransportMessageFrame) and frame.message == {"bomb": "task"}:
-            self.create_task(self._explode(), name="fuse")
-        elif isinstance(frame, InputTransportMessageFrame) and frame.message == {"bomb": "dud"}:
-            # the wrong way (downstream) and not fatal: the output transport reports it
-            await self.push_frame(ErrorFrame(error="dud went off", processor=self.name, fatal=False), direction)
-
-    async def _explode(self) -> None:
-        await asyncio.sleep(0)
-        raise RuntimeError(self.params.message)
-
-
 def broken_handler(ctx: Any) -> None:
     """A spec's ``call`` target with a bug."""
     raise LookupError(f"handler bug on {ctx.event}")
@@ -68,9 +39,7 @@ def broken_handler(ctx: Any) -> None:
 
 @pytest.fixture(scope="module")
 def registry() -> PluginRegistry:
-    found = PluginRegistry.discover()
-    bomb = PluginInfo(PROCESSORS, "test.bomb", "tests", "0", f"{__name__}:Bomb", obj=Bomb)
-    return PluginRegistry(plugins=[*found.plugins, bomb])
+    return registry_with_bomb()
 
 
 def _spec(processors: str, events: str = "") -> str:
