@@ -376,6 +376,10 @@ class SmallWebRTCConnection(EventEmitter):
         """Send an RTVI ``server-message`` with ``data``."""
         return self._rtvi.send_server_message(data)
 
+    def send_rtvi_error(self, error: str, fatal: bool) -> bool:
+        """Send the RTVI ``error`` message (a pipeline ``ErrorFrame``) to the client."""
+        return self._rtvi.send_error(error, fatal)
+
     def _on_ping(self) -> None:
         self._last_ping = time.monotonic()
 
