@@ -109,10 +109,17 @@ def _action_runner(
     return run_actions
 
 
-def make_bot(spec: Spec) -> BotFactory:
-    """The per-session coroutine the signaling server runs for every new client."""
+def make_bot(spec: Spec | Callable[[], Spec]) -> BotFactory:
+    """The per-session coroutine the signaling server runs for every new client.
+
+    ``spec`` may be a callable giving the spec in force (``--reload``, see
+    :class:`runner.reload.SpecReloader`): each session takes the one current when it starts
+    and keeps it to its end.
+    """
+    current = _spec_source(spec)
 
     async def bot(connection: SmallWebRTCConnection, session: SessionInfo) -> None:
+        spec = current()
         transport = build_transport(spec, connection)
         processors = build_processors(spec)
         # RTVI events (speaking, transcripts, bot text) for clients such as the official JS one.
@@ -141,6 +148,13 @@ def make_bot(spec: Spec) -> BotFactory:
         await task.run()
 
     return bot
+
+
+def _spec_source(spec: Spec | Callable[[], Spec]) -> Callable[[], Spec]:
+    if isinstance(spec, Spec):
+        fixed = spec
+        return lambda: fixed
+    return spec
 
 
 __all__ = [

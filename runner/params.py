@@ -11,7 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 class TransportSettings(BaseModel):
     """The plain, YAML-expressible part of :class:`TransportParams`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     audio_in_enabled: bool = False
     """Receive the client's microphone."""

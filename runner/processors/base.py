@@ -55,7 +55,7 @@ log = structlog.get_logger("runner.processors")
 class ProcessorParams(BaseModel):
     """Base of every plugin's ``Params`` model: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class FrameProcessor(EventEmitter):
