@@ -20,7 +20,6 @@ BASE_CONFIG = ServerConfig(
     port=0,
     ice_servers=[],
     host_addresses=["127.0.0.1"],
-    keepalive_timeout_secs=None,
     connect_timeout_secs=10.0,
     bot_grace_secs=0.5,
 )
