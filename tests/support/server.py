@@ -71,7 +71,16 @@ class BotRecorder:
         """The echo bot factory."""
         self.infos.append(info)
         self.connections.append(connection)
-        for name in ("connected", "disconnected", "closed", "track-status", "app-message", "pc-replaced"):
+        for name in (
+            "connected",
+            "disconnected",
+            "closed",
+            "track-status",
+            "app-message",
+            "pc-replaced",
+            "suspended",
+            "resumed",
+        ):
             connection.add_event_handler(name, self._recorder(name))
         closed = asyncio.Event()
         connection.add_event_handler("closed", lambda _c: closed.set())
