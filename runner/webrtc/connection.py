@@ -181,6 +181,11 @@ class SmallWebRTCConnection(EventEmitter):
         """True while the peer is gone but may come back (see the module docstring)."""
         return self._suspended_at is not None
 
+    @property
+    def keepalive_seen(self) -> bool:
+        """True once the client sent a ``ping:`` on the current pc (from then on missing ones suspend)."""
+        return self._last_ping is not None
+
     def is_connected(self) -> bool:
         """True while media may flow: pipeline connected, not suspended, pc connected, pings (if any) fresh."""
         if self._pc is None or self._closing or not self._connect_invoked or self._suspended_at is not None:

@@ -128,6 +128,16 @@ class ServerSide:
         with self.lock:
             return [name for _, s, name, _ in self.events if s == session]
 
+    def wait_keepalive(self, session_id: str, within: float = 10.0) -> None:
+        """Until the server has seen the client's keepalive pings (so missing ones can suspend it)."""
+        deadline = time.monotonic() + within
+        while True:
+            session = next((s for s in self.registry.sessions() if s.session_id == session_id), None)
+            if session is not None and session.connection is not None and session.connection.keepalive_seen:
+                return
+            assert time.monotonic() < deadline, "the client sent no keepalive ping"
+            time.sleep(0.05)
+
     def counts(self) -> dict[str, int]:
         """The server's ``/status`` numbers, over HTTP like any client."""
         import urllib.request
@@ -247,6 +257,7 @@ async def _python_scenario(side: ServerSide, blackout: float, flow: str) -> dict
     await _until(lambda: meter.seconds > 1.0 and meter.level_dbfs() > -30, 15)
     report["before"] = await client.send_client_message("count", None)
     report["pc_id_before"] = client.pc_id
+    await asyncio.to_thread(side.wait_keepalive, report["before"]["session_id"])
     drop_udp()
     await asyncio.sleep(blackout)
     restore_udp()
@@ -305,6 +316,8 @@ def _browser_scenario(side: ServerSide, blackout: float, tmp: Path) -> dict[str,
     report: dict[str, Any] = {"client": "official-js", "blackout_secs": blackout, "flow": "api/offer"}
     with sync_playwright() as driver, launch_chromium(driver, write_tone_wav(tmp / "tone.wav")) as browser:
         page = browser.new_context().new_page()
+        console: list[str] = []
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text[:200]}"))
         html = '<!doctype html><meta charset="utf-8"><script src="bundle.js"></script>'
         page.route(f"{side.url}{PAGE_PATH}", lambda route: route.fulfill(body=html, content_type="text/html"))
         page.route(f"{side.url}{BUNDLE_PATH}", lambda r: r.fulfill(body=bundle, content_type="application/javascript"))
@@ -312,16 +325,34 @@ def _browser_scenario(side: ServerSide, blackout: float, tmp: Path) -> dict[str,
         page.wait_for_function("() => typeof window.officialConnect === 'function'", timeout=10000)
         page.evaluate("(a) => window.officialConnect(a)", {"shape": "webrtcRequestParams", "base": side.url})
         page.wait_for_function(f"() => window.__official.peak > {heard}", timeout=20000)
-        report["before"] = page.evaluate("() => window.officialRequest('count', {})")
+        report["before"] = page.evaluate(_COUNT_JS)
+        side.wait_keepalive(report["before"]["session_id"])
         drop_udp()
         page.wait_for_timeout(blackout * 1000)
         restore_udp()
         page.evaluate("() => { window.__official.peak = 0; }")
-        page.wait_for_function(f"() => window.__official.peak > {heard}", timeout=30000)
-        report["echo_after"] = True
-        report["after"] = page.evaluate("() => window.officialRequest('count', {})")
+        if blackout < 10:  # within Chrome's 5 s of ICE "disconnected": the same pc comes back
+            page.wait_for_function(f"() => window.__official.peak > {heard}", timeout=30000)
+            report["echo_after"] = True
+        else:
+            # The client restarted. Its closePeerConnection() stops the old senders' tracks, which
+            # are the very microphone track the new pc sends (client 1.10.8), so the bot hears
+            # silence from then on: check the bot's audio reaches the new pc instead of the echo.
+            page.wait_for_function("() => window.__official.offers.length >= 2", timeout=30000)
+            first = _inbound_audio_packets(page)
+            page.wait_for_function(
+                f"async () => (await ({_INBOUND_AUDIO_JS})()) > {first + 50}", timeout=30000, polling=200
+            )
+            report["bot_audio_after"] = True
+            # the client drops messages sent before its new channel opens ("Datachannel is not ready")
+            page.wait_for_function("() => window.__official.transport.dc?.readyState === 'open'", timeout=15000)
+            report["mic_after"] = page.evaluate(
+                "() => window.__official.transport.pc.getSenders().map(s => s.track && s.track.readyState)"
+            )
+        report["after"] = page.evaluate(_COUNT_JS)
         report["offers"] = page.evaluate("() => window.__official.offers.map(o => [o.pc_id, o.restart_pc])")
         report["client_states"] = page.evaluate("() => window.__official.states")
+        report["console_tail"] = console[-30:]
         page.evaluate("() => window.officialDisconnect()")
         sid = report["before"]["session_id"]
         deadline = time.monotonic() + 15
@@ -329,6 +360,23 @@ def _browser_scenario(side: ServerSide, blackout: float, tmp: Path) -> dict[str,
             assert time.monotonic() < deadline, side.names(sid)
             time.sleep(0.05)
     return report
+
+
+#: The ``count`` request; a refusal comes back as ``{"error": ...}`` instead of raising.
+_COUNT_JS = """() => window.officialRequest("count", {}).catch(
+  (e) => ({error: `${e && e.constructor.name}: ${JSON.stringify(e)} ${e && e.message}`}))"""
+_INBOUND_AUDIO_JS = """async () => {
+  let n = 0;
+  (await window.__official.transport.pc.getStats()).forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "audio") n += s.packetsReceived;
+  });
+  return n;
+}"""
+
+
+def _inbound_audio_packets(page: Any) -> int:
+    """Bot audio packets the client's current pc has received."""
+    return int(page.evaluate(_INBOUND_AUDIO_JS))
 
 
 PAGE_PATH = "/__official__/index.html"
