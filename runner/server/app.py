@@ -199,6 +199,9 @@ async def _new_connection(
     lock = session.lock if session is not None else asyncio.Lock()
     async with lock:
         if session is not None:
+            if session.state is not SessionState.PENDING:  # a concurrent first offer won the lock
+                await connection.close()
+                raise ApiError(409, "session already has a connection; renegotiate with its pc_id")
             registry.begin_connect(session)
         try:
             with structlog.contextvars.bound_contextvars(pc_id=connection.pc_id):

@@ -78,8 +78,11 @@ async def test_vanished_client_is_suspended_and_resumes_when_pings_return(start_
         }
         assert not connection.is_connected() and connection.suspended
         assert await ask(peer, 1) == {"echo": 1}  # the bot and its data channel are still there
+        sender = connection.pc.getTransceivers()[0].sender if connection.pc else None
+        assert sender is not None and sender.track is None  # nothing is encoded or paced toward it
         peer.start_pings()
         await srv.recorder.wait_event("resumed")
+        assert sender.track is srv.recorder.connections[0]._audio_out is not None
         await wait_echo(peer)
         names = srv.recorder.names()
         assert ("resumed", ("pings_returned",)) in srv.recorder.events
@@ -112,6 +115,38 @@ async def test_restart_resumes_the_suspended_session(start_server: StartServer, 
         assert (counts["sessions"], counts["connected"], counts["suspended"]) == (1, 1, 0)
     await srv.recorder.wait_event("closed")
     await wait_sessions(srv, 0)
+
+
+async def test_restart_resumes_even_after_the_old_pc_closed(start_server: StartServer) -> None:
+    """ICE consent lost mid-blackout closes aiortc's pc: the suspended session must still resume."""
+    srv = await start_server(keepalive_timeout_secs=1.0)
+    async with await echo_peer(srv, "api") as peer:
+        peer.stop_pings()
+        await srv.recorder.wait_event("suspended")
+        old_pc = srv.recorder.connections[0].pc
+        assert old_pc is not None
+        await old_pc.close()  # what aiortc does itself once consent freshness has failed
+        async with asyncio.timeout(5):
+            while srv.recorder.connections[0].pc is old_pc and old_pc.connectionState != "closed":  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert srv.registry.counts()["suspended"] == 1
+        await peer.connect(restart=True)
+        await srv.recorder.wait_event("resumed")
+        await wait_echo(peer)
+        assert len(srv.recorder.infos) == 1 and "closed" not in srv.recorder.names()
+
+
+async def test_concurrent_first_offers_on_one_start_session(start_server: StartServer) -> None:
+    srv = await start_server()
+    session_id = await start_session(srv)
+    peers = [TestPeer(srv.url, offer_path=f"/sessions/{session_id}/api/offer") for _ in range(2)]
+    try:
+        results = await asyncio.gather(*(p.connect() for p in peers), return_exceptions=True)
+        refused = [r for r in results if isinstance(r, AssertionError)]
+        assert len(refused) == 1 and "409" in str(refused[0]), results
+        assert len(srv.recorder.infos) == 1
+    finally:
+        await asyncio.gather(*(p.close() for p in peers))
 
 
 async def test_after_the_resume_window_the_session_ends(start_server: StartServer) -> None:
