@@ -28,7 +28,9 @@ Semantics chosen here:
   :meth:`replace_video_track` are re-attached to the new pc automatically. The old pc fires no
   events. Then ``pc-replaced`` (old_pc_id, new_pc_id) fires, ``track-started`` fires for the new
   remote tracks, and ``connected`` fires again when the new pc connects. No ``disconnected``
-  fires for a restart: the session continues.
+  fires for a restart: the session continues. A restart works from the suspended state too (the
+  old pc may have failed or been closed by aiortc already); ``resumed`` (``"restart"``) fires when
+  the new pc connects.
 """
 
 from __future__ import annotations
