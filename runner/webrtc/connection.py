@@ -65,6 +65,7 @@ from runner.webrtc.ice import (
     rewrite_host_candidates,
     validate_host_addresses,
 )
+from runner.webrtc.liveness import Liveness, Verdict
 from runner.webrtc.rtvi import RtviSession, is_rtvi
 
 CONNECTION_EVENTS: tuple[str, ...] = (
@@ -86,8 +87,6 @@ CONNECTION_EVENTS: tuple[str, ...] = (
     "resumed",
 )
 
-#: With pings seen, ``is_connected()`` is true only if the last one is younger than this.
-PING_FRESH_SECS = 3.0
 #: Most app messages buffered before ``connect()``.
 MAX_EARLY_MESSAGES = 100
 #: ``ask_to_renegotiate`` sends at most one request per this window.
@@ -126,19 +125,16 @@ class SmallWebRTCConnection(EventEmitter):
         self.host_addresses = validate_host_addresses(host_addresses) if host_addresses else None
         self.advertised_address = advertised_address
         self.codecs = validate_codecs(codecs)
-        self.keepalive_timeout_secs = keepalive_timeout_secs
-        self.resume_window_secs = resume_window_secs
+        self._liveness = Liveness(keepalive_timeout_secs, resume_window_secs, connection_timeout_secs)
+        self._liveness.new_pc(time.monotonic())
         self._pc: RTCPeerConnection | None = None
         self._pc_id = self._mint_pc_id()
-        self._pc_started = time.monotonic()
         self._pc_connected = False
         self._connected_fired = False
         self._answer: dict[str, str] | None = None
         self._connect_invoked = False
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._inbox_task: asyncio.Task[None] | None = None
-        self._last_ping: float | None = None
-        self._suspended_at: float | None = None
         self._closing = False
         self._closed = False
         self._lock = asyncio.Lock()
@@ -181,20 +177,19 @@ class SmallWebRTCConnection(EventEmitter):
     @property
     def suspended(self) -> bool:
         """True while the peer is gone but may come back (see the module docstring)."""
-        return self._suspended_at is not None
+        return self._liveness.suspended
 
     @property
     def keepalive_seen(self) -> bool:
         """True once the client sent a ``ping:`` on the current pc (from then on missing ones suspend)."""
-        return self._last_ping is not None
+        return self._liveness.last_ping is not None
 
     def is_connected(self) -> bool:
         """True while media may flow: pipeline connected, not suspended, pc connected, pings (if any) fresh."""
-        if self._pc is None or self._closing or not self._connect_invoked or self._suspended_at is not None:
+        if self._pc is None or self._closing or not self._connect_invoked or self._liveness.suspended:
             return False
-        if self._last_ping is not None:
-            return time.monotonic() - self._last_ping < PING_FRESH_SECS
-        return self._pc.connectionState == "connected"
+        fresh = self._liveness.pings_fresh(time.monotonic())
+        return fresh if fresh is not None else self._pc.connectionState == "connected"
 
     def track_enabled(self, receiver_index: int) -> bool | None:
         """Last ``trackStatus`` the client reported for a receiver (None: never reported)."""
@@ -407,9 +402,9 @@ class SmallWebRTCConnection(EventEmitter):
         return self._rtvi.send_error(error, fatal)
 
     def _on_ping(self) -> None:
-        self._last_ping = time.monotonic()
+        self._liveness.ping(time.monotonic())
         pc = self._pc
-        if self._suspended_at is not None and pc is not None and pc.connectionState == "connected":
+        if self._liveness.suspended and pc is not None and pc.connectionState == "connected":
             self._spawn_task(self._resume("pings_returned"))
 
     def _on_track_status(self, index: int, enabled: bool) -> None:
@@ -441,7 +436,7 @@ class SmallWebRTCConnection(EventEmitter):
         )
         pc = RTCPeerConnection(configuration=config)
         self._pc = pc
-        self._pc_started = time.monotonic()
+        self._liveness.new_pc(time.monotonic())
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -470,7 +465,6 @@ class SmallWebRTCConnection(EventEmitter):
     def _reset_pc_state(self) -> None:
         self._pc_connected = False
         self._connected_fired = False
-        self._last_ping = None
         self._answer = None
 
     async def _retire_pc(self, pc: RTCPeerConnection) -> None:
@@ -532,7 +526,7 @@ class SmallWebRTCConnection(EventEmitter):
         self._logger().debug("pc_state", state=state)
         if state == "connected":
             self._pc_connected = True
-            if self._suspended_at is not None:
+            if self._liveness.suspended:
                 await self._resume("restart")
             if self._connect_invoked:
                 await self._fire_connected()
@@ -543,7 +537,7 @@ class SmallWebRTCConnection(EventEmitter):
             await self._call_event_handler("failed")
             await self._suspend("ice_or_dtls_failed")
         elif state == "closed" and not self._closing:
-            if self._suspended_at is not None:
+            if self._liveness.suspended:
                 self._logger().info("suspended_pc_closed")  # consent lost during the blackout
             else:
                 await self._peer_lost("peer_closed")
@@ -558,21 +552,21 @@ class SmallWebRTCConnection(EventEmitter):
                 transceiver.sender.replaceTrack(None)
 
     async def _suspend(self, reason: str) -> None:
-        if self._closing or self._suspended_at is not None:
+        if self._closing or self._liveness.suspended:
             return
-        if self.resume_window_secs <= 0:
+        if not self._liveness.can_suspend:
             await self._peer_lost(reason)
             return
-        self._suspended_at = time.monotonic()
+        self._liveness.suspend(time.monotonic())
         self._detach_senders()
-        self._logger().info("connection_suspended", reason=reason, resume_window_secs=self.resume_window_secs)
+        window = self._liveness.resume_window_secs
+        self._logger().info("connection_suspended", reason=reason, resume_window_secs=window)
         await self._call_event_handler("suspended", reason)
 
     async def _resume(self, how: str) -> None:
-        if self._closing or self._suspended_at is None:
+        suspended_secs = None if self._closing else self._liveness.resume(time.monotonic())
+        if suspended_secs is None:
             return
-        suspended_secs = time.monotonic() - self._suspended_at
-        self._suspended_at = None
         self._attach_output_tracks()
         self._logger().info("connection_resumed", how=how, suspended_secs=round(suspended_secs, 3))
         await self._call_event_handler("resumed", how)
@@ -602,26 +596,23 @@ class SmallWebRTCConnection(EventEmitter):
         task.add_done_callback(self._event_tasks.discard)
 
     async def _watch(self) -> None:
-        """Connect timeout, keepalive and resume-window supervision."""
-        step = 0.25 if self.keepalive_timeout_secs is None else min(0.25, self.keepalive_timeout_secs / 4)
+        """Connect timeout, keepalive and resume-window supervision (see :mod:`runner.webrtc.liveness`)."""
+        liveness = self._liveness
         while not self._closing:
-            await asyncio.sleep(step)
-            now = time.monotonic()
-            if self._suspended_at is not None:  # only the window matters now, not a restart's connect time
-                if now - self._suspended_at > self.resume_window_secs:
-                    self._logger().warning("resume_window_expired", window_secs=self.resume_window_secs)
-                    await self._peer_lost("resume_window_expired")
-                    return
+            await asyncio.sleep(liveness.step)
+            if self._pc is None and not liveness.suspended:
                 continue
-            if self._pc is None:
-                continue
-            if not self._pc_connected and now - self._pc_started > self.connection_timeout_secs:
-                self._logger().warning("connect_timeout", timeout_secs=self.connection_timeout_secs)
+            verdict = liveness.verdict(time.monotonic(), self._pc_connected)
+            if verdict is Verdict.RESUME_WINDOW_EXPIRED:
+                self._logger().warning("resume_window_expired", window_secs=liveness.resume_window_secs)
+                await self._peer_lost("resume_window_expired")
+                return
+            if verdict is Verdict.CONNECT_TIMEOUT:
+                self._logger().warning("connect_timeout", timeout_secs=liveness.connect_timeout_secs)
                 await self.close()
                 return
-            ka = self.keepalive_timeout_secs
-            if ka is not None and self._last_ping is not None and now - self._last_ping > ka:
-                self._logger().warning("keepalive_timeout", timeout_secs=ka)
+            if verdict is Verdict.KEEPALIVE_TIMEOUT:
+                self._logger().warning("keepalive_timeout", timeout_secs=liveness.keepalive_timeout_secs)
                 await self._suspend("keepalive_timeout")
 
 
