@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.blackout import namespace_problem, run_in_namespace
+from tests.support.blackout import RESUMED_MESSAGE, namespace_problem, run_in_namespace
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -32,6 +32,7 @@ def test_an_8_s_blackout_keeps_the_conversation_in_the_same_session() -> None:
     assert events[0] == "suspended" and "resumed" in events, events
     assert events.index("resumed") < events.index("disconnected") < events.index("closed"), events
     assert report["server_counts"]["sessions"] == 0, report  # the clean close afterwards freed it
+    assert RESUMED_MESSAGE in report["app_messages"], report  # the spec's on_client_resumed ran
     if report["offers"] > 1:  # the client restarted (rather than the pings resuming the same pc)
         assert report["pc_id_after"] != report["pc_id_before"], report
         assert events.index("pc-replaced") < events.index("resumed"), events
@@ -46,5 +47,6 @@ def test_a_40_s_blackout_ends_the_session_cleanly() -> None:
     assert report["server_counts"]["sessions"] == 0, report
     assert report["client_state"] == "error", report
     assert report["client_events"][-2:] == ["error", "disconnected"], report
+    assert RESUMED_MESSAGE not in report["app_messages"], report
     reason = report["disconnect_reason"]
     assert "404" in reason or "reconnection failed" in reason, reason

@@ -35,6 +35,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 ECHO_SPEC = ROOT / "pipelines" / "echo.yaml"
 NFT_TABLE = "pipeline_run_blackout"
+#: What the scenario spec's ``on_client_resumed`` sends the client.
+RESUMED_MESSAGE = {"type": "bot-event", "event": "resumed"}
 
 
 # -- network ---------------------------------------------------------------------------------------
@@ -153,7 +155,8 @@ def _spec_file(tmp: Path, port: int, resume_window_secs: float) -> Path:
     data.setdefault("ice", {}).update({"servers": [], "host_addresses": ["127.0.0.1"]})
     events = data.setdefault("events", {})
     events["on_client_suspended"] = [{"action": "log"}]
-    events["on_client_resumed"] = [{"action": "log"}]
+    # the spec's own reaction to the new transport event, seen by the client
+    events["on_client_resumed"] = [{"action": "log"}, {"action": "send_app_message", "message": RESUMED_MESSAGE}]
     path = tmp / "echo-blackout.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -247,6 +250,8 @@ async def _python_scenario(side: ServerSide, blackout: float, flow: str) -> dict
     client = SmallWebRTCClient(host_addresses=["127.0.0.1"], audio_track=ToneSource(440.0))
     client.add_audio_sink(meter.feed)
     client_events: list[str] = []
+    app_messages: list[Any] = []
+    client.add_event_handler("app-message", lambda _c, message: app_messages.append(message))
     for name in ("reconnecting", "reconnected", "disconnected", "error"):
         client.add_event_handler(name, lambda _c, *a, _n=name: client_events.append(_n))
     report: dict[str, Any] = {"client": "python", "blackout_secs": blackout, "flow": flow}
@@ -282,6 +287,7 @@ async def _python_scenario(side: ServerSide, blackout: float, flow: str) -> dict
         sid = report["before"]["session_id"]
         await _until(lambda: "bot_finished" in side.names(sid), 15)
     report["client_events"] = client_events
+    report["app_messages"] = app_messages
     report["reconnect_attempts"] = client.stats.reconnects
     report["offers"] = client.stats.offers
     return report
