@@ -41,11 +41,11 @@ class InboundWatch:
     has failed six times (about 30 s); a browser calls a pair ``disconnected`` after a few seconds
     without answers. What a client can observe through aiortc's public API is the DTLS transport's
     ``packetsReceived`` in ``getStats()``: it counts every packet the server sends on the pc (RTP,
-    RTCP, SCTP). A healthy server sends RTCP receiver reports for our microphone at least every
-    1.5 s (aiortc's RTCP interval) even while it has nothing to say, and a server that suspended the
-    session keeps those going, so ``silence_secs`` with no packet at all means the path is gone,
-    not that the bot is quiet. The counter is used rather than media because a bot may send no
-    audio at all.
+    RTCP, SCTP). A healthy aiortc server sends an RTCP sender report on each of its sending
+    transceivers (audio and camera are sendrecv) every 0.5-1.5 s even with nothing to play, and
+    keeps doing so while it has suspended the session, so ``silence_secs`` with no packet at all
+    means the path is gone, not that the bot is quiet. The counter is used rather than media
+    because a bot may send no audio at all.
     """
 
     def __init__(self, silence_secs: float) -> None:
