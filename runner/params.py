@@ -63,4 +63,6 @@ TRANSPORT_EVENTS: tuple[str, ...] = (
     "on_client_closed",  # (connection)
     "on_client_ready",  # (connection) after the RTVI client-ready handshake
     "on_client_message",  # (RTVI client-message: msg_type, data, request_id)
+    "on_client_suspended",  # (connection, reason) the client vanished; it may restart within the resume window
+    "on_client_resumed",  # (connection, how) it came back: "pings_returned" or "restart"
 )

@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from runner.server.config import BotFactory, ServerConfig
-from runner.server.sessions import Session, SessionRegistry
+from runner.server.sessions import Session, SessionRegistry, SessionState
 from runner.webrtc.connection import SignalingError, SmallWebRTCConnection
 from runner.webrtc.ice import InvalidCandidateError
 
@@ -154,19 +154,24 @@ async def _handle_offer(request: web.Request, route_session: Session | None) -> 
 
 
 async def _renegotiate(registry: SessionRegistry, session: Session, sdp: str, kind: str, restart: bool) -> web.Response:
+    """A known pc_id: renegotiate, or (``restart_pc``) give a live or suspended session a new pc."""
     connection = session.connection
-    assert connection is not None
+    if connection is None:
+        raise ApiError(409, "session is still connecting; wait for its answer")
     with structlog.contextvars.bound_contextvars(session_id=session.session_id, pc_id=connection.pc_id):
         async with session.lock:
+            if not session.routable or connection.closed:
+                raise ApiError(404, "session ended")
+            was = session.state
             try:
                 await connection.renegotiate(sdp, kind, restart_pc=restart)
             except SignalingError as exc:
                 raise ApiError(400, str(exc)) from None
             answer = connection.get_answer()
-            if answer is None or session.ended:
+            if answer is None or not session.routable:
                 raise ApiError(404, "session ended")
             registry.add_pc_id(session, answer["pc_id"])
-            log.info("renegotiated", restart_pc=restart, new_pc_id=answer["pc_id"])
+            log.info("renegotiated", restart_pc=restart, new_pc_id=answer["pc_id"], session_state=was.value)
             return web.json_response(answer)
 
 
@@ -174,7 +179,7 @@ async def _new_connection(
     request: web.Request, session: Session | None, body: dict[str, Any], sdp: str, kind: str
 ) -> web.Response:
     config, registry = request.app[CONFIG_KEY], request.app[REGISTRY_KEY]
-    if session is not None and (session.connection is not None or session.lock.locked()):
+    if session is not None and session.state is not SessionState.PENDING:
         raise ApiError(409, "session already has a connection; renegotiate with its pc_id")
     # 503, not 429: "server full" is a temporary server condition, not this client's fault; the JS
     # client treats any 4xx as a final refusal but retries 5xx, and a slot may well free up.
@@ -188,25 +193,31 @@ async def _new_connection(
         advertised_address=config.advertised_address,
         codecs=config.codecs,
         keepalive_timeout_secs=config.keepalive_timeout_secs,
+        resume_window_secs=config.resume_window_secs,
         limits=config.limits,
     )
     lock = session.lock if session is not None else asyncio.Lock()
     async with lock:
+        if session is not None:
+            if session.state is not SessionState.PENDING:  # a concurrent first offer won the lock
+                await connection.close()
+                raise ApiError(409, "session already has a connection; renegotiate with its pc_id")
+            registry.begin_connect(session)
         try:
             with structlog.contextvars.bound_contextvars(pc_id=connection.pc_id):
                 await connection.initialize(sdp, kind)
-        except SignalingError as exc:
+        except BaseException as exc:
             if reserved:
                 registry.release()
+            elif session is not None:
+                registry.connect_failed(session)
             await connection.close()
-            raise ApiError(400, str(exc)) from None
-        except BaseException:
-            if reserved:
-                registry.release()
-            await connection.close()
+            if isinstance(exc, SignalingError):
+                raise ApiError(400, str(exc)) from None
             raise
         if session is None:
             session = registry.create(_request_data(body), reserved=True)
+            registry.begin_connect(session)
         else:
             override = _request_data(body)
             if override is not None:

@@ -95,6 +95,13 @@ class SmallWebRTCOutputTransport(FrameProcessor):
                 )
             conn.replace_video_track(self.video_track)
 
+    def suspend(self) -> None:
+        """The client vanished for now: drop queued bot audio and release a writer waiting for room."""
+        if self.audio_track is not None:
+            self.audio_track.clear()
+        if self._normalizer is not None:
+            self._normalizer.reset()
+
     def detach_tracks(self) -> None:
         """The session is over: end the tracks so no write waits on them."""
         for track in (self.audio_track, self.video_track):

@@ -20,7 +20,6 @@ BASE_CONFIG = ServerConfig(
     port=0,
     ice_servers=[],
     host_addresses=["127.0.0.1"],
-    keepalive_timeout_secs=None,
     connect_timeout_secs=10.0,
     bot_grace_secs=0.5,
 )
@@ -72,7 +71,16 @@ class BotRecorder:
         """The echo bot factory."""
         self.infos.append(info)
         self.connections.append(connection)
-        for name in ("connected", "disconnected", "closed", "track-status", "app-message", "pc-replaced"):
+        for name in (
+            "connected",
+            "disconnected",
+            "closed",
+            "track-status",
+            "app-message",
+            "pc-replaced",
+            "suspended",
+            "resumed",
+        ):
             connection.add_event_handler(name, self._recorder(name))
         closed = asyncio.Event()
         connection.add_event_handler("closed", lambda _c: closed.set())
