@@ -9,23 +9,26 @@ already a dependency via aiortc) with a longer filter than its default: ``filter
 taps per phase, ``cutoff=0.91`` of the lower Nyquist frequency (Kaiser window, beta 9). It
 streams: its state carries across chunk boundaries, so chunked output equals one-shot output.
 
-Measured on this machine with 20 ms mono s16 chunks (worst alias/image of tones from 1.1x the
-target Nyquist frequency up, relative to a 1 kHz tone of the same level; CPU per chunk):
+Measured on this machine with 20 ms mono s16 chunks: the worst alias (tones from 1.1x the
+target Nyquist frequency up) or image (tones up to 0.85x the input Nyquist), relative to a
+tone of the same level, and process CPU time per chunk (``timeit``, best of 5):
 
-    ==============================  ==============  ==============  ==============
-    resampler                       48k -> 16k      16k -> 48k      24k -> 48k
-    ==============================  ==============  ==============  ==============
-    hand-written polyphase (old)    -25 dB, 126 us  -26 dB,  79 us  -85 dB,  92 us
-    av.AudioResampler (defaults)    -43 dB, 171 us  -38 dB, 132 us  -96 dB,  87 us
-    soxr.ResampleStream HQ          -99 dB,  36 us  -110 dB, 36 us  -111 dB, 32 us
-    this (swr, 64 taps, 0.91)       -98 dB,  22 us  -92 dB,  22 us  -101 dB, 28 us
-    ==============================  ==============  ==============  ==============
+    ==============================  ===============  ===============  ===============
+    resampler                       48k -> 16k       16k -> 48k       24k -> 48k
+    ==============================  ===============  ===============  ===============
+    hand-written polyphase (old)    -25 dB, 24 us    -26 dB, 16 us    -85 dB, 19 us
+    av.AudioResampler (defaults)    -43 dB, 21 us    -38 dB, 21 us    -96 dB, 21 us
+    soxr.ResampleStream HQ          -99 dB,  5 us    -110 dB, 6 us    -111 dB, 6 us
+    this (swr, 64 taps, 0.91)       -98 dB, 17 us    -92 dB, 17 us    -101 dB, 16 us
+    ==============================  ===============  ===============  ===============
 
-soxr's stream works in blocks: it returns nothing for every other 20 ms chunk (it holds back
-10-30 ms, ``vr=True`` still 10-15 ms), which would add a frame of latency at each end of the
-echo path. libswresample holds back only its filter delay (~2 ms), which :class:`StreamResampler`
-turns into leading silence at stream start so each input chunk yields its exact share of output
-at once (``align=True``): a 20 ms frame in is a 20 ms chunk out, with no extra frame of delay.
+soxr is cheaper but streams in blocks: at 48k -> 16k it returns 0, 490, 0, 489, 489, 0, ...
+samples for successive 960-sample chunks (up to ~30 ms held back; ``vr=True`` still 12 ms),
+which would add a frame of latency at each end of the echo path. libswresample holds back
+only ~2 ms, which :class:`StreamResampler` turns into leading silence at stream start so each
+input chunk yields its exact share of output at once (``align=True``): a 20 ms frame in is a
+20 ms chunk out. Through :class:`AudioNormalizer` on the echo path's real calls (48 kHz stereo
+frame -> 16 kHz chunk, 16 kHz -> 48 kHz), CPU per 20 ms went from 25 + 16 us to 21 + 15 us.
 """
 
 from __future__ import annotations
@@ -91,47 +94,54 @@ class StreamResampler:
         self._graph: av.filter.Graph | None = None
         self._input: _InputFormat | None = None
         self._time_base = Fraction(1, 1)
-        self._pts = 0
-        self._in_samples = 0  # since the current graph was built
+        self._pts = 0  # input samples since the current graph was built
         self._pulled = 0  # samples the filter has returned since then
         self._padded = 0
         self._flowing = False
 
     def push(self, frame: av.AudioFrame) -> bytes:
         """Convert one frame; returns the s16 bytes now available (possibly none)."""
-        fmt = _InputFormat(frame.format.name, frame.layout.name, frame.sample_rate)
-        if fmt.fmt == "s16" and fmt.layout == self._layout and fmt.rate == self.sample_rate:
+        name, layout, rate = frame.format.name, frame.layout.name, frame.sample_rate
+        fmt = self._input
+        if fmt is None or fmt.rate != rate or fmt.fmt != name or fmt.layout != layout:
+            fmt = _InputFormat(name, layout, rate)  # the same object while the format holds
+        if name == "s16" and layout == self._layout and rate == self.sample_rate:
             tail = self._switch(fmt)
             return tail + frame_to_pcm(frame)
-        out = self._switch(fmt)
-        if self._graph is None:
-            self._graph = self._build(fmt)
-            self._time_base = Fraction(1, fmt.rate)
-        frame.pts = self._pts
-        frame.time_base = self._time_base
-        self._pts += frame.samples
-        self._in_samples += frame.samples
-        self._graph.push(frame)
-        converted = self._pull(self._graph)
-        if self.align and not self._flowing:
-            # Until the filter's first output, pad to the input's exact share: its hold-back
-            # becomes leading silence, and every later push returns its own share at once.
-            due = self._in_samples * self.sample_rate // fmt.rate
-            missing = due - self._padded - len(converted) // (2 * self.num_channels)
-            if missing > 0:
-                self._padded += missing
-                converted = bytes(missing * 2 * self.num_channels) + converted
-            self._flowing = self._pulled > 0
-        return out + converted
+        return self._convert(frame, fmt)
 
     def push_pcm(self, pcm: bytes, sample_rate: int, num_channels: int) -> bytes:
         """Convert interleaved s16 PCM (``num_channels`` of 1 or 2)."""
         if not pcm:
             return b""
+        fmt = self._input
+        if fmt is None or fmt.rate != sample_rate or fmt.fmt != "s16" or fmt.layout != _LAYOUTS.get(num_channels):
+            fmt = _InputFormat("s16", layout_name(num_channels), sample_rate)
         if sample_rate == self.sample_rate and num_channels == self.num_channels:
-            tail = self._switch(_InputFormat("s16", self._layout, sample_rate))
-            return tail + pcm
-        return self.push(pcm_to_frame(pcm, sample_rate, num_channels))
+            return self._switch(fmt) + pcm
+        return self._convert(pcm_to_frame(pcm, sample_rate, num_channels), fmt)
+
+    def _convert(self, frame: av.AudioFrame, fmt: _InputFormat) -> bytes:
+        out = self._switch(fmt)
+        graph = self._graph
+        if graph is None:
+            graph = self._graph = self._build(fmt)
+            self._time_base = Fraction(1, fmt.rate)
+        frame.pts = self._pts
+        frame.time_base = self._time_base
+        self._pts += frame.samples
+        graph.push(frame)
+        converted = self._pull(graph)
+        if self.align and not self._flowing:
+            # Until the filter's first output, pad to the input's exact share: its hold-back
+            # becomes leading silence, and every later push returns its own share at once.
+            due = self._pts * self.sample_rate // fmt.rate
+            missing = due - self._padded - len(converted) // (2 * self.num_channels)
+            if missing > 0:
+                self._padded += missing
+                converted = bytes(missing * 2 * self.num_channels) + converted
+            self._flowing = self._pulled > 0
+        return out + converted if out else converted
 
     def flush(self) -> bytes:
         """The samples still inside the filter; the next push starts a fresh stream."""
@@ -146,7 +156,7 @@ class StreamResampler:
 
     def _switch(self, fmt: _InputFormat | None) -> bytes:
         """Drain and drop the filter when the input format changes."""
-        if fmt == self._input and fmt is not None:
+        if fmt is not None and (fmt is self._input or fmt == self._input):
             return b""
         tail = b""
         if self._graph is not None:
@@ -154,7 +164,7 @@ class StreamResampler:
             tail = self._pull(self._graph)
         self._graph = None
         self._input = fmt
-        self._pts = self._in_samples = self._pulled = self._padded = 0
+        self._pts = self._pulled = self._padded = 0
         self._flowing = False
         return tail
 
@@ -185,9 +195,8 @@ class StreamResampler:
                 frame = graph.pull()
             except (av.BlockingIOError, av.EOFError):
                 return out
-            assert isinstance(frame, av.AudioFrame)
-            self._pulled += frame.samples
-            out += frame_to_pcm(frame)
+            self._pulled += frame.samples  # type: ignore[union-attr]  # an audio graph's sink
+            out += frame_to_pcm(frame)  # type: ignore[arg-type]
 
 
 def resample_array(samples: npt.NDArray[np.float32], from_rate: int, to_rate: int) -> npt.NDArray[np.float32]:
