@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import resource
+import signal
 import string
 import wave
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from runner.frames import Frame, FrameDirection, InputAudioRawFrame, StartFrame
+from runner.frames import EndFrame, Frame, FrameDirection, InputAudioRawFrame, StartFrame
 from runner.pipeline.pipeline import Pipeline
 from runner.pipeline.task import PipelineParams, PipelineTask
 from runner.plugins import PluginRegistry
@@ -139,3 +142,43 @@ async def test_cancelling_the_run_leaves_a_valid_file(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await runner
     assert read_back(tmp_path / "rec.wav") == b"".join(chunk(i) for i in range(25))
+
+
+@pytest.fixture
+def file_size_limit() -> Iterator[int]:
+    """Files this process writes may not grow past 64 KiB (EFBIG instead of SIGXFSZ), as a full disk."""
+    limit = 64 * 1024
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
+    try:
+        yield limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+
+
+async def test_a_failing_disk_ends_the_session_with_a_valid_shorter_file(tmp_path: Path, file_size_limit: int) -> None:
+    recorder = WavRecorder(WavRecorder.Params(path=tmp_path / "rec.wav"))
+    task = PipelineTask(Pipeline([recorder]), params=PipelineParams(audio_in_sample_rate=RATE))
+    runner = asyncio.ensure_future(task.run())
+    count = file_size_limit // (CHUNK * 2) + 50  # well past the limit
+    await task.queue_frames([InputAudioRawFrame(chunk(i), RATE) for i in range(count)])
+    await asyncio.wait_for(runner, 10)
+    assert task.error is not None and "cannot write WAV file" in task.error.error and "rec.wav" in task.error.error
+    data = read_back(tmp_path / "rec.wav")
+    assert 0 < len(data) <= file_size_limit - 44
+    assert data == b"".join(chunk(i) for i in range(count))[: len(data)], "what was kept is the start, intact"
+
+
+async def test_audio_beyond_the_buffer_is_dropped_and_counted_never_blocking(tmp_path: Path) -> None:
+    recorder = WavRecorder(WavRecorder.Params(path=tmp_path / "rec.wav", buffer_secs=0.05))  # 2.5 chunks
+    task = PipelineTask(Pipeline([recorder]), params=PipelineParams(audio_in_sample_rate=RATE))
+    runner = asyncio.ensure_future(task.run())
+    await task.queue_frames([InputAudioRawFrame(chunk(i), RATE) for i in range(20)])  # all at once
+    await task.queue_frame(EndFrame())
+    await asyncio.wait_for(runner, 10)
+    data = read_back(tmp_path / "rec.wav")
+    assert recorder.frames_dropped > 0
+    assert len(data) // 2 + recorder.frames_dropped == 20 * CHUNK, "every sample is either on disk or counted"
+    assert task.error is None

@@ -1,18 +1,21 @@
 """WAV recording and playback: ``audio.wav_recorder`` and ``audio.wav_player``.
 
-Both use the standard library's :mod:`wave` module (integer PCM only) and the core's one
-resampler (:mod:`runner.audio.resample`) for other rates and channel counts.
+The player reads with the standard library's :mod:`wave` module (integer PCM only); the
+recorder writes the 44-byte header itself so it can keep the sizes right after every write.
+Both use the core's one resampler (:mod:`runner.audio.resample`) for other rates and layouts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import string
+import struct
 import uuid
 import wave
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 import structlog
 from pydantic import Field, field_validator
@@ -61,45 +64,70 @@ def render_path(template: Path, session_id: str, now: datetime) -> Path:
     return Path(text)
 
 
+def wav_header(sample_rate: int, num_channels: int, data_bytes: int) -> bytes:
+    """The 44-byte header of a 16-bit PCM WAV file holding ``data_bytes`` of samples."""
+    block = 2 * num_channels
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        *(b"RIFF", 36 + data_bytes, b"WAVE", b"fmt ", 16, 1, num_channels),
+        *(sample_rate, sample_rate * block, block, 16, b"data", data_bytes),
+    )
+
+
 class _WavFile:
-    """One WAV file being written; every method blocks on disk and runs on a worker thread."""
+    """One WAV file being written; every method blocks on disk and runs on a worker thread.
+
+    After every :meth:`write` the header's sizes match the data on disk, so the file is
+    valid whenever the process stops; a failed write is cut back to the last good size.
+    """
 
     def __init__(self, wanted: Path, sample_rate: int, num_channels: int) -> None:
         wanted.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self._file = self._create(wanted)
+        self.sample_rate, self.num_channels = sample_rate, num_channels
+        self.path, self._fd = self._create(wanted)
+        self.data_bytes = 0
         try:
-            writer = wave.open(self._file, "wb")
-            writer.setnchannels(num_channels)
-            writer.setsampwidth(2)
-            writer.setframerate(sample_rate)
-            writer.writeframes(b"")  # the header now, so even an empty recording is a valid file
+            self._put(wav_header(sample_rate, num_channels, 0), 0)
         except BaseException:
-            self._file.close()
+            os.close(self._fd)
             raise
-        self._writer = writer
 
     @staticmethod
-    def _create(wanted: Path) -> tuple[Path, BinaryIO]:
-        """Open ``wanted`` (or ``stem-1``, ``stem-2``, ... if taken) without replacing any file."""
+    def _create(wanted: Path) -> tuple[Path, int]:
+        """Create ``wanted`` (or ``stem-1``, ``stem-2``, ... if taken) without replacing any file."""
         for n in range(MAX_NAME_TRIES):
             path = wanted if n == 0 else wanted.with_name(f"{wanted.stem}-{n}{wanted.suffix}")
             try:
-                return path, open(path, "xb")  # noqa: SIM115 - closed in close()
+                return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
                 continue
         raise FileExistsError(f"{str(wanted)!r} and {MAX_NAME_TRIES - 1} numbered variants all exist")
 
+    def _put(self, data: bytes, offset: int) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, offset)
+            view, offset = view[written:], offset + written
+
     def write(self, audio: bytes) -> None:
-        """Append samples; the header is patched and the data handed to the OS before returning."""
-        self._writer.writeframes(audio)
-        self._file.flush()
+        """Append samples and patch the header's sizes (on a failure, after what did fit)."""
+        offset = 44 + self.data_bytes
+        view = memoryview(audio)
+        done = 0
+        try:
+            while done < len(audio):
+                done += os.pwrite(self._fd, view[done:], offset + done)
+        finally:
+            kept = done - done % (2 * self.num_channels)  # whole sample frames only
+            if kept != done:
+                os.ftruncate(self._fd, offset + kept)
+            if kept:
+                self.data_bytes += kept
+                self._put(wav_header(self.sample_rate, self.num_channels, self.data_bytes), 0)
 
     def close(self) -> None:
-        """Final header and close."""
-        try:
-            self._writer.close()
-        finally:
-            self._file.close()
+        """Close the file (its header is already final)."""
+        os.close(self._fd)
 
 
 class WavRecorder(FrameProcessor):
@@ -163,8 +191,12 @@ class WavRecorder(FrameProcessor):
         self._writer_task: asyncio.Task[None] | None = None
         self._finishing: asyncio.Task[None] | None = None
         self.sample_rate = 0
-        self.frames_written = 0
         self.frames_dropped = 0
+
+    @property
+    def frames_written(self) -> int:
+        """Sample frames on disk so far."""
+        return self._file.data_bytes // (2 * self.params.num_channels) if self._file is not None else 0
 
     @property
     def path(self) -> Path:
@@ -218,11 +250,11 @@ class WavRecorder(FrameProcessor):
             self._queued_bytes -= len(audio)
             try:
                 await asyncio.to_thread(self._file.write, audio)
-            except OSError as exc:
-                log.error("wav_write_failed", processor=self.name, path=str(self.path), error=str(exc))
+            except Exception as exc:  # disk full, file gone, ...: the recording cannot go on
+                self._normalizer = None  # stop queueing audio that can no longer be written
+                log.error("wav_write_failed", processor=self.name, path=str(self.path), error=repr(exc))
                 await self.push_error(f"cannot write WAV file {str(self.path)!r}: {exc}", fatal=True)
                 return
-            self.frames_written += len(audio) // (2 * self.params.num_channels)
 
     async def _finish(self) -> None:
         """Write what is queued, then the final header; once, whichever end comes first."""
@@ -235,7 +267,7 @@ class WavRecorder(FrameProcessor):
         file, task = self._file, self._writer_task
         if file is None or task is None:
             return
-        if self._normalizer is not None:
+        if self._normalizer is not None and not task.done():
             for piece in self._normalizer.flush():
                 self._enqueue(piece)
         self._queue.put_nowait(None)
@@ -345,4 +377,12 @@ class WavPlayer(AudioSource):
         return chunk_bytes
 
 
-__all__ = ["PATH_PLACEHOLDERS", "WavPlayer", "WavRecorder", "check_path_template", "read_wav", "render_path"]
+__all__ = [
+    "PATH_PLACEHOLDERS",
+    "WavPlayer",
+    "WavRecorder",
+    "check_path_template",
+    "read_wav",
+    "render_path",
+    "wav_header",
+]
