@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import numpy.typing as npt
 from hypothesis import assume, example, given, settings
@@ -152,3 +153,26 @@ def test_stereo_is_downmixed_and_a_format_change_drains_the_old_filter() -> None
     assert len(total) == 8000 + 8000  # 0.5 s at 48 kHz and 0.5 s at 24 kHz, all of it at 16 kHz
     amplitude, _ = fit(total[800:7200].astype(np.float64), 16000, 1000.0)
     assert abs(20 * np.log10(amplitude / AMPLITUDE)) <= 0.5
+
+
+@settings(max_examples=20, deadline=None)
+@given(fmt=st.sampled_from(["s16", "s16p", "s32", "flt", "fltp", "dbl"]), layout=st.sampled_from(["mono", "stereo"]))
+def test_any_sample_format_and_layout_comes_out_as_the_same_s16_mono_sine(fmt: str, layout: str) -> None:
+    rate, channels = 44100, 1 if layout == "mono" else 2
+    wave = np.sin(2 * np.pi * 1000.0 * np.arange(rate // 2) / rate) * 0.5
+    if fmt.startswith("s16"):
+        values: npt.NDArray[np.generic] = np.rint(wave * 32767).astype(np.int16)
+    elif fmt == "s32":
+        values = np.rint(wave * 2147483647).astype(np.int32)
+    else:
+        values = wave.astype(np.float32 if fmt.startswith("flt") else np.float64)
+    planar = fmt.endswith("p")
+    array = np.tile(values, (channels, 1)) if planar else np.repeat(values, channels).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(array, format=fmt, layout=layout)
+    frame.sample_rate = rate
+    resampler = StreamResampler(16000, 1, align=False)
+    out = np.frombuffer(resampler.push(frame) + resampler.flush(), dtype=np.int16).astype(np.float64)
+    assert len(out) == 8000
+    amplitude, residual = fit(steady(out, 16000), 16000, 1000.0)
+    assert abs(20 * np.log10(amplitude / AMPLITUDE)) <= 0.5
+    assert residual <= AMPLITUDE * 10 ** (-50 / 20)
