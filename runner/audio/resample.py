@@ -86,6 +86,7 @@ class StreamResampler:
     The input format may change mid-stream: the old filter is drained into the output and a
     new one built. With ``align`` the stream start is padded by the filter's hold-back, so the
     output always has the exact share of the input so far (the delay is in the signal).
+    :meth:`push` restamps the frame's ``pts`` and ``time_base``: the filter needs a gapless clock.
     """
 
     def __init__(self, sample_rate: int, num_channels: int = 1, *, align: bool = True) -> None:
@@ -113,8 +114,8 @@ class StreamResampler:
         return self._convert(frame, fmt)
 
     def push_pcm(self, pcm: bytes, sample_rate: int, num_channels: int) -> bytes:
-        """Convert interleaved s16 PCM (``num_channels`` of 1 or 2)."""
-        if not pcm:
+        """Convert interleaved s16 PCM (``num_channels`` of 1 or 2; a trailing partial sample is dropped)."""
+        if len(pcm) < 2 * num_channels:
             return b""
         fmt = self._input
         if fmt is None or fmt.rate != sample_rate or fmt.fmt != "s16" or fmt.layout != _LAYOUTS.get(num_channels):
@@ -125,6 +126,8 @@ class StreamResampler:
 
     def _convert(self, frame: av.AudioFrame, fmt: _InputFormat) -> bytes:
         out = self._switch(fmt)
+        if frame.samples == 0:
+            return out
         graph = self._graph
         if graph is None:
             graph = self._graph = self._build(fmt)

@@ -176,3 +176,23 @@ def test_any_sample_format_and_layout_comes_out_as_the_same_s16_mono_sine(fmt: s
     amplitude, residual = fit(steady(out, 16000), 16000, 1000.0)
     assert abs(20 * np.log10(amplitude / AMPLITUDE)) <= 0.5
     assert residual <= AMPLITUDE * 10 ** (-50 / 20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pair=st.sampled_from(PAIRS),
+    channels=st.sampled_from([1, 2]),
+    sizes=st.lists(st.integers(0, 3000), min_size=1, max_size=12),
+)
+@example(pair=(48000, 16000), channels=1, sizes=[1])  # less than one sample
+@example(pair=(16000, 48000), channels=2, sizes=[3, 0, 5, 641])  # odd byte counts, partial stereo frames
+def test_any_byte_count_is_accepted_and_whole_samples_come_out(
+    pair: tuple[int, int], channels: int, sizes: list[int]
+) -> None:
+    in_rate, out_rate = pair
+    resampler = StreamResampler(out_rate, 1)
+    pieces = [resampler.push_pcm(bytes(size), in_rate, channels) for size in sizes]
+    pieces.append(resampler.flush())
+    assert all(len(piece) % 2 == 0 for piece in pieces)
+    whole = sum(size // (2 * channels) for size in sizes)
+    assert sum(len(piece) for piece in pieces) // 2 >= whole * out_rate // in_rate
