@@ -5,7 +5,7 @@ frames -> the pipeline's rate) and output (bot audio -> the 48 kHz track), the W
 recorder, the Python client's media and the Silero VAD plugin.
 
 :class:`StreamResampler` is FFmpeg's libswresample (through PyAV's ``aresample`` filter,
-already a dependency via aiortc) with a longer filter than its default: ``filter_size=48``
+already a dependency via aiortc) with a longer filter than its default: ``filter_size=64``
 taps per phase, ``cutoff=0.91`` of the lower Nyquist frequency (Kaiser window, beta 9). It
 streams: its state carries across chunk boundaries, so chunked output equals one-shot output.
 
@@ -19,18 +19,19 @@ tone of the same level, and process CPU time per chunk (``timeit``, best of 5):
     hand-written polyphase (old)    -25 dB, 24 us    -26 dB, 16 us    -85 dB, 19 us
     av.AudioResampler (defaults)    -43 dB, 21 us    -38 dB, 21 us    -96 dB, 21 us
     soxr.ResampleStream HQ          -99 dB,  5 us    -110 dB, 6 us    -111 dB, 6 us
-    this (swr, 48 taps, 0.91)       -98 dB, 16 us    -93 dB, 15 us    -102 dB, 15 us
+    this (swr, 64 taps, 0.91)       -98 dB, 17 us    -92 dB, 17 us    -101 dB, 16 us
     ==============================  ===============  ===============  ===============
 
 soxr is cheaper but streams in blocks: at 48k -> 16k it returns 0, 490, 0, 489, 489, 0, ...
 samples for successive 960-sample chunks (up to ~30 ms held back; ``vr=True`` still 12 ms),
 which would add a frame of latency at each end of the echo path. libswresample holds back
-only its filter delay (1.6 ms at 48k -> 16k, 1.5 ms at 16k -> 48k; 64 taps measured no
-better and hold 0.5 ms more). :class:`StreamResampler` turns that into leading silence at
-stream start, so each input chunk yields its exact share of output at once (``align=True``):
-a 20 ms frame in is a 20 ms chunk out. Through :class:`AudioNormalizer` on the echo path's
-real calls (48 kHz stereo frame -> 16 kHz chunk, 16 kHz -> 48 kHz), CPU per 20 ms went from
-25 + 15 us to 18 + 15 us.
+only its filter delay (2.2 ms at 48k -> 16k, 2.0 ms at 16k -> 48k; the old filter had ~0.5
+ms). :class:`StreamResampler` turns that into leading silence at stream start, so each input
+chunk yields its exact share of output at once (``align=True``): a 20 ms frame in is a 20 ms
+chunk out. Through :class:`AudioNormalizer` on the echo path's real calls (48 kHz stereo
+frame -> 16 kHz chunk, 16 kHz -> 48 kHz), CPU per 20 ms went from 25 + 15 us to 21 + 15 us.
+48 taps measure the same rejection with 0.5 ms less delay, but change the audio enough that
+pocketsphinx's marginal "what is your name" case (its plugin tests) loses its last word.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import numpy.typing as npt
 _LAYOUTS = {1: "mono", 2: "stereo"}
 
 #: libswresample settings (see the module docstring for the measurements behind them).
-FILTER_SIZE = 48
+FILTER_SIZE = 64
 CUTOFF = 0.91
 
 
