@@ -75,11 +75,12 @@ def build_transport(spec: Spec, connection: SmallWebRTCConnection) -> SmallWebRT
     return SmallWebRTCTransport(webrtc_connection=connection, params=params)
 
 
-def pipeline_params(spec: Spec) -> PipelineParams:
+def pipeline_params(spec: Spec, session_id: str | None = None) -> PipelineParams:
     return PipelineParams(
         audio_in_sample_rate=spec.pipeline.audio_in_sample_rate,
         audio_out_sample_rate=spec.pipeline.audio_out_sample_rate,
         allow_interruptions=spec.pipeline.allow_interruptions,
+        session_id=session_id,
     )
 
 
@@ -125,7 +126,9 @@ def make_bot(spec: Spec | Callable[[], Spec]) -> BotFactory:
         # RTVI events (speaking, transcripts, bot text) for clients such as the official JS one.
         chain = install_rtvi_events(processors)
         pipeline = Pipeline([transport.input(), *chain, transport.output()])
-        task = PipelineTask(pipeline, params=pipeline_params(spec), name=f"session-{session.session_id}")
+        task = PipelineTask(
+            pipeline, params=pipeline_params(spec, session.session_id), name=f"session-{session.session_id}"
+        )
 
         def context(event: str, args: tuple[Any, ...]) -> ActionContext:
             return ActionContext(

@@ -88,6 +88,8 @@ class StartFrame(SystemFrame):
     audio_out_sample_rate: int = 24000
     allow_interruptions: bool = True
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The server session this run serves (None outside a server, e.g. in tests).
+    session_id: str | None = None
 
 
 @dataclass(slots=True)

@@ -42,6 +42,8 @@ class PipelineParams:
     allow_interruptions: bool = True
     #: how long a graceful ``end()`` may take before the task cancels instead.
     end_timeout_secs: float = 10.0
+    #: the server session this run serves, handed to processors on the ``StartFrame``.
+    session_id: str | None = None
 
 
 class _TaskEdge(FrameProcessor):
@@ -148,6 +150,7 @@ class PipelineTask(EventEmitter):
                 audio_in_sample_rate=self.params.audio_in_sample_rate,
                 audio_out_sample_rate=self.params.audio_out_sample_rate,
                 allow_interruptions=self.params.allow_interruptions,
+                session_id=self.params.session_id,
             )
             await self._head.push_frame(start, DOWNSTREAM)
             if not self._finished.is_set():
