@@ -7,38 +7,45 @@ offer never leaves a session or a peer connection behind.
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 
+from runner.limits import JsonLimitError, loads_bounded
 from runner.server.config import BotFactory, ServerConfig
+from runner.server.errors import (
+    ApiError,
+    BadRequest,
+    BodyTooLarge,
+    Conflict,
+    NotFound,
+    ServerFull,
+    TooManyRequests,
+    refusal_for,
+)
+from runner.server.ratelimit import RateLimiter, TokenBucket
 from runner.server.sessions import Session, SessionRegistry
-from runner.webrtc.connection import SignalingError, SmallWebRTCConnection
-from runner.webrtc.ice import InvalidCandidateError
+from runner.webrtc.connection import SmallWebRTCConnection
+from runner.webrtc.errors import clip_repr
+from runner.webrtc.offer import check_offer
 
 log = structlog.get_logger("runner.server")
 
 CONFIG_KEY = web.AppKey("config", ServerConfig)
 REGISTRY_KEY = web.AppKey("registry", SessionRegistry)
 BOT_KEY = web.AppKey("bot", object)
+RATES_KEY = web.AppKey("rates", RateLimiter)
 
 ALLOWED_METHODS = "GET, POST, PATCH, OPTIONS"
 ALLOWED_HEADERS = "Content-Type, Authorization"
 SESSION_NOT_FOUND = "Invalid or not-yet-ready session_id"
 
 
-class ApiError(Exception):
-    """Answered as ``{"detail": message}`` with ``status``."""
-
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.headers = headers or {}
+__all__ = ["ApiError", "create_app", "serve"]  # ApiError: kept importable from here for handlers
 
 
 def _json_error(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -70,17 +77,20 @@ async def _cors_and_errors(request: web.Request, handler: Any) -> web.StreamResp
         return web.Response(status=204, headers=preflight)
     try:
         response = await handler(request)
-    except ApiError as exc:
-        response = _json_error(exc.status, exc.detail, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         response = _json_error(exc.status, exc.reason)
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # never leak a traceback to a client
-        log.exception("request_failed", path=request.path, error=f"{type(exc).__name__}: {exc}")
-        response = _json_error(500, "internal server error")
+    except Exception as exc:
+        refusal = refusal_for(exc)
+        if refusal is None:  # a bug: logged with its traceback, never shown to the client
+            log.exception("request_failed", path=request.path, error=f"{type(exc).__name__}: {exc}")
+            response = _json_error(500, "internal server error")
+        else:
+            log.info("request_refused", path=request.path, status=refusal.code, detail=refusal.detail[:200])
+            response = _json_error(refusal.code, refusal.detail, refusal.headers)
     response.headers.update(cors)
     return response
 
@@ -89,28 +99,29 @@ async def _cors_and_errors(request: web.Request, handler: Any) -> web.StreamResp
 
 
 async def _read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
-    limit = request.app[CONFIG_KEY].limits.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"request body larger than {limit} bytes")
+    """The whole body (however many segments it came in), parsed with the depth limit."""
+    limits = request.app[CONFIG_KEY].limits
+    if request.content_length is not None and request.content_length > limits.max_body_bytes:
+        raise BodyTooLarge(f"request body larger than {limits.max_body_bytes} bytes")
     try:
-        raw = await request.content.read(limit + 1)
-    except Exception as exc:  # aiohttp payload errors
-        raise ApiError(400, f"could not read request body: {exc}") from None
-    if len(raw) > limit:
-        raise ApiError(413, f"request body larger than {limit} bytes")
+        raw = await request.read()  # reads to the end; aiohttp's client_max_size bounds it
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise BodyTooLarge(f"request body larger than {limits.max_body_bytes} bytes") from exc
+    except (aiohttp.ClientError, ConnectionError, ValueError) as exc:  # a body cut short or badly chunked
+        raise BadRequest(f"could not read request body: {type(exc).__name__}: {exc}") from exc
     if not raw.strip():
         if allow_empty:
             return {}
-        raise ApiError(400, "request body is empty; expected a JSON object")
+        raise BadRequest("request body is empty; expected a JSON object")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+        return loads_bounded(raw, limits.max_json_depth)
+    except JsonLimitError as exc:
+        raise BadRequest(f"request body is {exc}") from exc
 
 
 def _require_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
+        raise BadRequest("request body must be a JSON object")
     return body
 
 
@@ -118,16 +129,23 @@ def _offer_fields(body: dict[str, Any]) -> tuple[str, str, str | None, bool]:
     sdp, kind, pc_id = body.get("sdp"), body.get("type"), body.get("pc_id")
     restart = body.get("restart_pc", False)
     if not isinstance(sdp, str) or not sdp.strip():
-        raise ApiError(400, "'sdp' is required and must be a non-empty string")
+        raise BadRequest("'sdp' is required and must be a non-empty string")
     if kind != "offer":
-        raise ApiError(400, f"'type' must be \"offer\", got {kind!r}")
+        raise BadRequest(f"'type' must be \"offer\", got {clip_repr(kind)}")
     if pc_id is not None and not isinstance(pc_id, str):
-        raise ApiError(400, "'pc_id' must be a string or null")
+        raise BadRequest("'pc_id' must be a string or null")
     if restart is None:
         restart = False
     if not isinstance(restart, bool):
-        raise ApiError(400, "'restart_pc' must be a boolean")
+        raise BadRequest("'restart_pc' must be a boolean")
     return sdp, kind, pc_id or None, restart
+
+
+def _take(bucket: TokenBucket, what: str) -> None:
+    """Spend a token or refuse with 429; a refusal leaves the session exactly as it was."""
+    wait = bucket.take()
+    if wait is not None:
+        raise TooManyRequests(f"too many {what} for this session; retry in {wait:.1f} s", wait)
 
 
 def _request_data(body: dict[str, Any]) -> Any:
@@ -142,14 +160,16 @@ def _request_data(body: dict[str, Any]) -> Any:
 async def _handle_offer(request: web.Request, route_session: Session | None) -> web.Response:
     body = _require_object(await _read_json(request))
     sdp, kind, pc_id, restart = _offer_fields(body)
+    check_offer(sdp, kind, request.app[CONFIG_KEY].limits)  # before any slot, pc or thread exists
     registry = request.app[REGISTRY_KEY]
     existing = registry.by_pc_id(pc_id) if pc_id else None
     if existing is not None:
         if route_session is not None and existing is not route_session:
-            raise ApiError(400, "pc_id belongs to another session")
+            raise BadRequest("pc_id belongs to another session")
+        _take(request.app[RATES_KEY].for_session(existing.session_id).renegotiation, "renegotiations")
         return await _renegotiate(registry, existing, sdp, kind, restart)
     if pc_id:
-        log.info("unknown_pc_id_new_session", unknown_pc_id=pc_id)
+        log.info("unknown_pc_id_new_session", unknown_pc_id=clip_repr(pc_id))
     return await _new_connection(request, route_session, body, sdp, kind)
 
 
@@ -158,13 +178,10 @@ async def _renegotiate(registry: SessionRegistry, session: Session, sdp: str, ki
     assert connection is not None
     with structlog.contextvars.bound_contextvars(session_id=session.session_id, pc_id=connection.pc_id):
         async with session.lock:
-            try:
-                await connection.renegotiate(sdp, kind, restart_pc=restart)
-            except SignalingError as exc:
-                raise ApiError(400, str(exc)) from None
+            await connection.renegotiate(sdp, kind, restart_pc=restart)  # SignalingError -> 400
             answer = connection.get_answer()
             if answer is None or session.ended:
-                raise ApiError(404, "session ended")
+                raise NotFound("session ended")
             registry.add_pc_id(session, answer["pc_id"])
             log.info("renegotiated", restart_pc=restart, new_pc_id=answer["pc_id"])
             return web.json_response(answer)
@@ -175,12 +192,10 @@ async def _new_connection(
 ) -> web.Response:
     config, registry = request.app[CONFIG_KEY], request.app[REGISTRY_KEY]
     if session is not None and (session.connection is not None or session.lock.locked()):
-        raise ApiError(409, "session already has a connection; renegotiate with its pc_id")
-    # 503, not 429: "server full" is a temporary server condition, not this client's fault; the JS
-    # client treats any 4xx as a final refusal but retries 5xx, and a slot may well free up.
+        raise Conflict("session already has a connection; renegotiate with its pc_id")
     reserved = session is None
     if reserved and not registry.reserve():
-        raise ApiError(503, f"server full: {config.max_sessions} sessions active", {"Retry-After": "2"})
+        raise ServerFull(f"server full: {config.max_sessions} sessions active", 2.0)
     connection = SmallWebRTCConnection(
         config.ice_servers,
         connection_timeout_secs=config.connect_timeout_secs,
@@ -195,12 +210,7 @@ async def _new_connection(
         try:
             with structlog.contextvars.bound_contextvars(pc_id=connection.pc_id):
                 await connection.initialize(sdp, kind)
-        except SignalingError as exc:
-            if reserved:
-                registry.release()
-            await connection.close()
-            raise ApiError(400, str(exc)) from None
-        except BaseException:
+        except BaseException:  # a SignalingError becomes a 400 in the middleware
             if reserved:
                 registry.release()
             await connection.close()
@@ -223,17 +233,16 @@ async def _handle_patch(request: web.Request, route_session: Session | None) -> 
     body = _require_object(await _read_json(request))
     pc_id, candidates = body.get("pc_id"), body.get("candidates")
     if not isinstance(pc_id, str) or not pc_id:
-        raise ApiError(400, "'pc_id' is required and must be a string")
+        raise BadRequest("'pc_id' is required and must be a string")
     if not isinstance(candidates, list):
-        raise ApiError(400, "'candidates' is required and must be a list")
+        raise BadRequest("'candidates' is required and must be a list")
     session = request.app[REGISTRY_KEY].by_pc_id(pc_id)
     if session is None or session.connection is None or (route_session is not None and session is not route_session):
-        raise ApiError(404, "Peer connection not found")
+        raise NotFound("Peer connection not found")
+    _take(request.app[RATES_KEY].for_session(session.session_id).patch, "PATCH requests")
     with structlog.contextvars.bound_contextvars(session_id=session.session_id, pc_id=session.connection.pc_id):
-        try:
-            await session.connection.add_ice_candidates(candidates)
-        except (InvalidCandidateError, SignalingError) as exc:
-            raise ApiError(400, str(exc)) from None
+        # InvalidCandidateError, CandidateLimitError -> 400 in the middleware
+        await session.connection.add_ice_candidates(candidates)
     return web.json_response({"status": "success"})
 
 
@@ -253,11 +262,11 @@ async def start(request: web.Request) -> web.Response:
     body = _require_object(await _read_json(request, allow_empty=True))
     transport = body.get("transport", "webrtc")
     if transport != "webrtc":
-        raise ApiError(400, f"unsupported transport {transport!r}; this server speaks 'webrtc' only")
+        raise BadRequest(f"unsupported transport {clip_repr(transport)}; this server speaks 'webrtc' only")
     if body.get("enableDefaultIceServers") and not config.ice_servers:
         log.info("default_ice_servers_ignored", reason="no public STUN is ever configured implicitly")
     if not registry.reserve():
-        raise ApiError(503, f"server full: {config.max_sessions} sessions active", {"Retry-After": "2"})
+        raise ServerFull(f"server full: {config.max_sessions} sessions active", 2.0)
     session = registry.create(body.get("body"), reserved=True)
     log.info("session_registered", session_id=session.session_id)
     ice = [s.to_dict() for s in config.ice_servers]
@@ -268,7 +277,7 @@ async def session_proxy(request: web.Request) -> web.Response:
     """``/sessions/{id}/{path}``: offer routes for ``.../api/offer``, empty 200 otherwise."""
     session = request.app[REGISTRY_KEY].get(request.match_info["session_id"])
     if session is None:
-        raise ApiError(404, SESSION_NOT_FOUND)
+        raise NotFound(SESSION_NOT_FOUND)
     path = request.match_info["tail"].strip("/")
     if path.endswith("api/offer"):
         if request.method == "POST":
@@ -293,7 +302,7 @@ def _static_handler(root: Path) -> Any:
         if target.is_dir():
             target = target / "index.html"
         if not target.is_relative_to(base) or not target.is_file():
-            raise ApiError(404, "not found")
+            raise NotFound("not found")
         return web.FileResponse(target)
 
     return serve_file
@@ -308,6 +317,8 @@ def create_app(config: ServerConfig, bot: BotFactory) -> web.Application:
     app[CONFIG_KEY] = config
     app[REGISTRY_KEY] = SessionRegistry(config.max_sessions, config.connect_timeout_secs, config.bot_grace_secs)
     app[BOT_KEY] = bot
+    registry = app[REGISTRY_KEY]
+    app[RATES_KEY] = RateLimiter(config.limits, alive=lambda sid: registry.get(sid) is not None)
     app.router.add_post("/api/offer", offer)
     app.router.add_patch("/api/offer", patch_offer)
     app.router.add_post("/start", start)
