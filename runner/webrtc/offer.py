@@ -36,6 +36,7 @@ class SectionShape:
     rtpmaps: int = 0
     candidates: list[str] = field(default_factory=list)
     attributes: set[str] = field(default_factory=set)
+    mids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -44,12 +45,15 @@ class OfferShape:
 
     session_lines: int = 0
     session_attributes: set[str] = field(default_factory=set)
+    bundle_mids: list[str] = field(default_factory=list)
     sections: list[SectionShape] = field(default_factory=list)
 
     def count(self, kind: str) -> int:
         """How many m-sections of ``kind``."""
         return sum(1 for s in self.sections if s.kind == kind)
 
+
+_DIRECTIONS = {"sendrecv", "sendonly", "recvonly", "inactive"}
 
 #: Attributes every section needs, from the section itself or the session level.
 _REQUIRED = {"fingerprint": "a=fingerprint", "ice-ufrag": "a=ice-ufrag", "ice-pwd": "a=ice-pwd", "setup": "a=setup"}
@@ -98,6 +102,8 @@ def scan_offer(sdp: str, limits: Limits) -> OfferShape:
                 raise OfferRejected(f"offer has more than {limits.max_lines_per_section} session-level lines")
             if attr:
                 shape.session_attributes.add(attr)
+            if attr == "group" and value.startswith("BUNDLE"):
+                shape.bundle_mids.extend(value.split()[1:])
             continue
         section.lines += 1
         if section.lines > limits.max_lines_per_section:
@@ -113,6 +119,8 @@ def scan_offer(sdp: str, limits: Limits) -> OfferShape:
                 )
         elif attr == "candidate":
             section.candidates.append(value)
+        elif attr == "mid":
+            section.mids.append(value)
     return shape
 
 
@@ -121,16 +129,26 @@ def check_shape(shape: OfferShape, limits: Limits) -> None:
     if not shape.sections:
         raise OfferRejected("'sdp' has no media sections")
     total = 0
+    mids: set[str] = set()
     for section in shape.sections:
         missing = [name for attr, name in _REQUIRED.items() if not _has(shape, section, attr)]
+        if section.kind != "application" and not section.attributes & _DIRECTIONS:
+            missing.append("a direction (a=sendrecv, a=sendonly, a=recvonly or a=inactive)")
         if missing:
             raise OfferRejected(f"m-line {section.index} ({section.kind}) lacks {', '.join(missing)}")
+        # aiortc routes transceivers by mid; browsers always send exactly one
+        if len(section.mids) != 1 or not section.mids[0] or section.mids[0] in mids:
+            raise OfferRejected(f"m-line {section.index} ({section.kind}) needs exactly one a=mid, unique in the offer")
+        mids.add(section.mids[0])
         for value in section.candidates:
             try:
                 parse_candidate_sdp(value)
             except InvalidCandidateError as exc:
                 raise OfferRejected(f"m-line {section.index}: {exc}") from exc
         total += len(section.candidates)
+    unknown = [mid for mid in shape.bundle_mids if mid not in mids]
+    if unknown:
+        raise OfferRejected(f"a=group:BUNDLE names mid {clip_repr(unknown[0])}, which no m-line has")
     if total > limits.max_candidates_per_pc:
         raise OfferRejected(f"offer carries {total} ICE candidates; at most {limits.max_candidates_per_pc} allowed")
 
