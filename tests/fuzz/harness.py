@@ -21,9 +21,10 @@ import collections
 import json
 import logging
 import os
+import re
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -70,7 +71,7 @@ class LogWatch:
     warnings: collections.Counter[str] = field(default_factory=collections.Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def structlog_processor(self, _logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    def structlog_processor(self, _logger: Any, method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
         """Record, then drop the event (the fuzz run would otherwise print thousands of lines)."""
         with self.lock:
             if event.get("exc_info") or "exception" in event:
@@ -118,6 +119,7 @@ class FuzzEnv:
         self.thread = threading.Thread(target=self.loop.run_forever, name="fuzz-server", daemon=True)
         self.watch = LogWatch()
         self.counts: collections.Counter[tuple[str, int]] = collections.Counter()
+        self.reasons: collections.Counter[tuple[str, str]] = collections.Counter()
         self.failures: list[str] = []
         self.server: RunningServer | None = None
         self.good: TestPeer | None = None
@@ -184,6 +186,8 @@ class FuzzEnv:
         """One request; the outcome is counted and checked (failures are collected, not raised)."""
         outcome = self.call(self._send(target, method, path, body))
         self.counts[(target, outcome.status)] += 1
+        if outcome.detail:
+            self.reasons[(target, re.sub(r"\d+", "N", outcome.detail)[:60])] += 1
         problems = self._problems(outcome)
         if problems:
             self.failures.append(f"{target} {method} {path} -> {outcome.status} {outcome.detail!r}: {problems}")
@@ -289,13 +293,15 @@ class FuzzEnv:
                 return now
             time.sleep(0.25)
 
-    def report(self) -> str:
-        """Counts per target and status, warnings per event, failures."""
+    def report(self, reasons: int = 3) -> str:
+        """Counts per target and status (and its commonest refusal reasons), warnings per event."""
         lines = []
         for target in sorted({t for t, _ in self.counts}):
             seen = {s: n for (t, s), n in sorted(self.counts.items()) if t == target}
             fives = sum(n for s, n in seen.items() if s >= 500)
             lines.append(f"{target:<14} cases={sum(seen.values()):<6} 5xx={fives:<3} statuses={seen}")
+            top = [(n, r) for (t, r), n in self.reasons.most_common() if t == target][:reasons]
+            lines.extend(f"    x{n:<5} {r}" for n, r in top)
         lines.append(f"tracebacks={len(self.watch.tracebacks)} failures={len(self.failures)}")
         for event, n in self.watch.warnings.most_common(8):
             lines.append(f"  warning x{n}: {event}")

@@ -71,7 +71,7 @@ def body_bytes(fields: st.SearchStrategy[dict[str, Any]] | None = None) -> st.Se
     ]
     if fields is not None:
         options.insert(0, fields.map(dumps))
-        options.insert(0, fields.map(dumps).flatmap(lambda b: st.integers(0, len(b)).map(lambda n: b[:n])))
+        options.insert(0, fields.map(dumps).flatmap(lambda b: st.integers(1, max(1, len(b) - 1)).map(lambda n: b[:n])))
     return st.one_of(*options)
 
 
@@ -135,7 +135,7 @@ def mutated_sdp(draw: st.DrawFn, seeds: list[str]) -> str:
             lines.insert(i, draw(st.one_of(st.sampled_from(EXTRA_LINES), st.text(max_size=60))))
         elif op == "truncate":
             text = "\r\n".join(lines)
-            lines = text[: draw(st.integers(0, len(text)))].split("\r\n")
+            lines = text[: draw(st.integers(len(text) // 2, len(text)))].split("\r\n")
         elif op == "flip":
             line = lines[i]
             if line:
