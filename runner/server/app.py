@@ -7,13 +7,15 @@ offer never leaves a session or a peer connection behind.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from runner.limits import JsonLimitError, loads_bounded
 from runner.server.config import BotFactory, ServerConfig
@@ -45,7 +47,16 @@ ALLOWED_HEADERS = "Content-Type, Authorization"
 SESSION_NOT_FOUND = "Invalid or not-yet-ready session_id"
 
 
-__all__ = ["ApiError", "create_app", "serve"]  # ApiError: kept importable from here for handlers
+#: What reading a body raises when the client sent it wrong (or went away while sending it).
+_CLIENT_PAYLOAD_ERRORS = (
+    aiohttp.ClientError,
+    ConnectionError,
+    ValueError,
+    HttpProcessingError,
+    web.RequestPayloadError,
+)
+
+__all__ = ["ApiError", "app_runner", "create_app", "serve"]  # ApiError: kept importable for handlers
 
 
 def _json_error(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -107,7 +118,7 @@ async def _read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
         raw = await request.read()  # reads to the end; aiohttp's client_max_size bounds it
     except web.HTTPRequestEntityTooLarge as exc:
         raise BodyTooLarge(f"request body larger than {limits.max_body_bytes} bytes") from exc
-    except (aiohttp.ClientError, ConnectionError, ValueError) as exc:  # a body cut short or badly chunked
+    except _CLIENT_PAYLOAD_ERRORS as exc:  # a body cut short, badly chunked or badly encoded
         raise BadRequest(f"could not read request body: {type(exc).__name__}: {exc}") from exc
     if not raw.strip():
         if allow_empty:
@@ -293,6 +304,34 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "transports": ["webrtc"], **request.app[REGISTRY_KEY].counts()})
 
 
+async def _unrouted(request: web.Request) -> web.Response:
+    """404 for unknown paths, 405 for a known path with another method."""
+    allowed = {
+        "/api/offer": "POST, PATCH, OPTIONS",
+        "/start": "POST, OPTIONS",
+        "/status": "GET, OPTIONS",
+    }.get(request.path)
+    if allowed is None:
+        raise NotFound("not found")
+    raise ApiError(405, f"method {clip_repr(request.method)} not allowed on {request.path}", {"Allow": allowed})
+
+
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` as aiohttp handles it, but any other value is a 417 with a reason.
+
+    aiohttp's default handler puts the header's text into its error body, and a header with
+    non-UTF-8 bytes then fails to encode: a 500 before any middleware runs.
+    """
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version != aiohttp.HttpVersion11:
+        return None
+    if expect.lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the 100 is not the response: the real one may follow
+        return None
+    return _json_error(417, f"unsupported Expect header {clip_repr(expect)}")
+
+
 def _static_handler(root: Path) -> Any:
     base = root.resolve()
 
@@ -319,13 +358,20 @@ def create_app(config: ServerConfig, bot: BotFactory) -> web.Application:
     app[BOT_KEY] = bot
     registry = app[REGISTRY_KEY]
     app[RATES_KEY] = RateLimiter(config.limits, alive=lambda sid: registry.get(sid) is not None)
-    app.router.add_post("/api/offer", offer)
-    app.router.add_patch("/api/offer", patch_offer)
-    app.router.add_post("/start", start)
-    app.router.add_get("/status", status)
-    app.router.add_route("*", "/sessions/{session_id}/{tail:.*}", session_proxy)
+    routes: list[tuple[str, str, Any]] = [
+        ("POST", "/api/offer", offer),
+        ("PATCH", "/api/offer", patch_offer),
+        ("POST", "/start", start),
+        ("GET", "/status", status),
+        ("*", "/sessions/{session_id}/{tail:.*}", session_proxy),
+    ]
     if config.static_dir is not None:
-        app.router.add_get("/{path:.*}", _static_handler(config.static_dir))
+        routes.append(("GET", "/{path:.*}", _static_handler(config.static_dir)))
+    # last: every request matches one of our routes, so aiohttp's own 404/405 routes (and their
+    # Expect handling) are never reached
+    routes.append(("*", "/{unrouted:.*}", _unrouted))
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler, expect_handler=_expect)
 
     async def _shutdown(app: web.Application) -> None:
         log.info("server_shutdown", **app[REGISTRY_KEY].counts())
@@ -333,6 +379,26 @@ def create_app(config: ServerConfig, bot: BotFactory) -> web.Application:
 
     app.on_shutdown.append(_shutdown)
     return app
+
+
+class _FramingErrorLogger(logging.LoggerAdapter):
+    """aiohttp's server logger, minus the traceback for a client's malformed HTTP.
+
+    aiohttp answers a bad request line, header or chunk with 400 itself, and drains the unread
+    body of a request we answered early; either way it logs the parser's exception with a
+    traceback. That is the client's fault, not ours, so it becomes one info line.
+    """
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError | web.RequestPayloadError):
+            log.info("bad_http_request", error=f"{type(exc_info).__name__}: {str(exc_info)[:200]}")
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def app_runner(app: web.Application) -> web.AppRunner:
+    """An ``AppRunner`` for :func:`create_app`'s app (no signal handling, quiet about bad framing)."""
+    return web.AppRunner(app, handle_signals=False, logger=_FramingErrorLogger(logging.getLogger("aiohttp.server")))
 
 
 async def serve(config: ServerConfig, bot: BotFactory, *, stop: asyncio.Event | None = None) -> None:
@@ -346,7 +412,7 @@ async def serve(config: ServerConfig, bot: BotFactory, *, stop: asyncio.Event | 
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
             pass
-    runner = web.AppRunner(create_app(config, bot), handle_signals=False)
+    runner = app_runner(create_app(config, bot))
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port)

@@ -85,7 +85,8 @@ class LogWatch:
         message = record.getMessage()
         with self.lock:
             if record.exc_info or "Traceback" in message:
-                self.tracebacks.append(f"{record.name}: {message[:2000]}")
+                exc = record.exc_info[1] if record.exc_info else None
+                self.tracebacks.append(f"{record.name}: {message[:2000]} ({type(exc).__name__}: {exc})")
             if record.levelno >= logging.WARNING:
                 self.warnings[f"{record.name}: {message[:60]}"] += 1
 
@@ -240,6 +241,37 @@ class FuzzEnv:
         if isinstance(body, dict) and isinstance(body.get("candidates"), list):
             body = {**body, "candidates": [_loopback_entry(c) for c in body["candidates"]]}
         return self.send("patch" if path == "/api/offer" else "session_patch", "PATCH", path, _encode(body))
+
+    def raw(self, request: bytes) -> Outcome:
+        """Write a whole raw HTTP request on a fresh socket; status 0 if the server just closed it."""
+        outcome = self.call(self._raw(request))
+        self.counts[("raw", outcome.status)] += 1
+        problems = self._problems(outcome)
+        if problems:
+            self.failures.append(f"raw {request[:80]!r} -> {outcome.status}: {problems}")
+        return outcome
+
+    async def _raw(self, request: bytes) -> Outcome:
+        assert self.server is not None
+        before = self.server.registry.counts()["sessions"]
+        port = int(self.server.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        answer = b""
+        try:
+            writer.write(request)
+            # a framing that promises more body than sent leaves the server waiting: give up on
+            # an answer after a second (status 0) and close, as a vanished client would
+            answer = await asyncio.wait_for(reader.read(), 1.0)
+        except (ConnectionError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+        status, detail = 0, None
+        first, _, rest = answer.partition(b"\r\n")
+        if first.startswith(b"HTTP/1."):
+            status = int(first.split()[1])
+            detail = rest.partition(b"\r\n\r\n")[2].decode("utf-8", "replace")[:200] or None
+        return Outcome("raw", status, detail, before, self.server.registry.counts()["sessions"])
 
     def start_session(self, body: bytes) -> Outcome:
         """POST /start with raw bytes."""

@@ -20,6 +20,7 @@ from tests.fuzz.strategies import (
     mutated_sdp,
     offer_bodies,
     patch_bodies,
+    raw_requests,
     start_bodies,
 )
 
@@ -78,10 +79,15 @@ def start_case(env: FuzzEnv, data: st.DataObject) -> Outcome:
     return env.start_session(body)
 
 
+def raw_case(env: FuzzEnv, data: st.DataObject) -> Outcome:
+    """A whole raw HTTP request: fuzzed request line, headers and framing."""
+    return env.raw(data.draw(raw_requests(), "request"))
+
+
 def _json(value: Any) -> bytes:
     import json
 
     return json.dumps(value).encode()
 
 
-CASES = {"offer": offer_case, "patch": patch_case, "start": start_case}
+CASES = {"offer": offer_case, "patch": patch_case, "start": start_case, "raw": raw_case}

@@ -335,3 +335,52 @@ def yaml_texts(draw: st.DrawFn) -> str:
         else:
             lines.insert(i, draw(st.text(max_size=40)))
     return "\n".join(lines)
+
+
+# -- raw HTTP framing -------------------------------------------------------------------------------
+
+
+@st.composite
+def raw_requests(draw: st.DrawFn) -> bytes:
+    """Whole HTTP/1.1 requests with fuzzed request lines, headers and framing (chunked, lengths).
+
+    Bodies carry no SDP and no candidates, and flips only touch the head, so no byte change
+    can turn a loopback address into a routable one.
+    """
+    method = draw(st.sampled_from(["POST", "PATCH", "GET", "OPTIONS", "PUT", "P\x00ST", "post", ""]))
+    path = draw(st.sampled_from(["/api/offer", "/start", "/sessions/x/api/offer", "/status", "/%zz", "*", "/" * 300]))
+    body = draw(st.one_of(start_bodies().map(dumps), json_values(8).map(dumps), deep_nesting(), st.binary(max_size=64)))
+    headers = ["Host: 127.0.0.1", "Content-Type: application/json"]
+    framing = draw(st.sampled_from(["length", "wrong-length", "chunked", "bad-chunked", "both", "none"]))
+    if framing == "length":
+        headers.append(f"Content-Length: {len(body)}")
+    elif framing == "wrong-length":
+        headers.append(f"Content-Length: {draw(st.sampled_from(['-1', '0', '1', 'x', '99999999999999999999', ' 5']))}")
+    elif framing in ("chunked", "bad-chunked", "both"):
+        headers.append("Transfer-Encoding: chunked")
+        if framing == "both":
+            headers.append(f"Content-Length: {len(body)}")
+        bad_sizes = st.sampled_from(["zz", "-1", "ffffffffffffffff", ""])
+        size = f"{len(body):x}" if framing != "bad-chunked" else draw(bad_sizes)
+        body = f"{size}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    headers += draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "Connection: keep-alive",
+                    "Expect: 100-continue",
+                    "X: " + "y" * 9000,
+                    "Bad Header",
+                    ": empty",
+                    "Content-Encoding: gzip",
+                ]
+            ),
+            max_size=2,
+        )
+    )
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(h + "\r\n" for h in headers) + "Connection: close\r\n\r\n"
+    raw_head = head.encode("utf-8", "surrogatepass")
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        at = draw(st.integers(0, len(raw_head) - 1))
+        raw_head = raw_head[:at] + bytes([draw(st.integers(0, 255))]) + raw_head[at + 1 :]
+    return raw_head + body

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.harness import FuzzEnv
-from tests.fuzz.properties import offer_case, patch_case, start_case
+from tests.fuzz.properties import offer_case, patch_case, raw_case, start_case
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -64,6 +64,13 @@ def test_patches(env: FuzzEnv, data: st.DataObject) -> None:
 @given(data=st.data())
 def test_start_bodies(env: FuzzEnv, data: st.DataObject) -> None:
     start_case(env, data)
+    _ok(env)
+
+
+@settings(SHORT, max_examples=40)
+@given(data=st.data())
+def test_raw_http_framing(env: FuzzEnv, data: st.DataObject) -> None:
+    raw_case(env, data)
     _ok(env)
 
 
