@@ -290,3 +290,47 @@ async def test_renegotiation_rate_is_429_and_the_session_lives(start_server: Sta
         peer.send({"still": "here"})
         await srv.recorder.wait_event("app-message")
         assert srv.registry.counts()["connected"] == 1
+
+
+# -- malformed HTTP ---------------------------------------------------------------------------------
+
+
+async def _exchange(base_url: str, request: bytes) -> bytes:
+    url = urlsplit(base_url)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    try:
+        writer.write(request)
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+FRAMING_CASES = [
+    # aiohttp's own Expect handler crashed on this one (a 500 before any middleware)
+    ("non-utf-8 Expect", b"PUT /api/offer HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect:\xae1\r\n", b"null", 417),
+    (
+        "bad chunk size",
+        b"POST /api/offer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n",
+        b"zz\r\nab\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "undecodable gzip",
+        b"POST /start HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Encoding: gzip\r\n",
+        b"\x01\x02\x03\x04",
+        400,
+    ),
+    ("unknown method on a known path", b"DELETE /start HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n", b"", 405),
+]
+
+
+@pytest.mark.parametrize(("case", "head", "body", "status"), FRAMING_CASES, ids=[c[0] for c in FRAMING_CASES])
+async def test_malformed_http_is_a_4xx(server: RunningServer, case: str, head: bytes, body: bytes, status: int) -> None:
+    answer = await _exchange(server.url, head + b"Connection: close\r\n\r\n" + body)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()) or answer.startswith(f"HTTP/1.0 {status} ".encode()), (
+        answer
+    )
+    assert server.registry.counts()["sessions"] == 0
+    async with TestPeer(server.url) as peer:  # the server still serves
+        await peer.connect()
+        await peer.wait_open()
