@@ -288,6 +288,16 @@ class FuzzEnv:
 
         return self.call(start())
 
+    def session_id_of(self, pc_id: str) -> str | None:
+        """The id of the live session that owns ``pc_id``, if any."""
+
+        async def lookup() -> str | None:
+            assert self.server is not None
+            session = self.server.registry.by_pc_id(pc_id)
+            return None if session is None else str(session.session_id)
+
+        return self.call(lookup())
+
     def good_pc_id(self) -> str:
         """The good client's pc_id."""
         assert self.good is not None and self.good.pc_id is not None

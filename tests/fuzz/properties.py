@@ -70,7 +70,12 @@ def patch_case(env: FuzzEnv, data: st.DataObject) -> Outcome:
     pc_ids = st.one_of(pick, pick, pick, st.text(max_size=60), json_values(3))
     shaped = patch_bodies(pc_ids)
     body: Any = data.draw(st.one_of(shaped, shaped, shaped, body_bytes(shaped)), "body")
-    return env.patch(body)
+    path = "/api/offer"
+    if data.draw(st.integers(0, 3), "route") == 0:  # the /sessions route of the pc's own session
+        pc_id = body.get("pc_id") if isinstance(body, dict) else None
+        sid = env.session_id_of(pc_id) if isinstance(pc_id, str) else None
+        path = f"/sessions/{sid or env.new_session_id()}/api/offer"
+    return env.patch(body, path)
 
 
 def start_case(env: FuzzEnv, data: st.DataObject) -> Outcome:

@@ -4,9 +4,10 @@ Shared by the suite (tests/fuzz, short profile) and ``bench/fuzz.py`` (long prof
 candidate address that could make the server send packets is forced onto loopback by
 :func:`loopback_only` / :func:`loopback_candidate`: fuzzing must never reach a real network.
 
-Seed offers: one made by aiortc at run time (:func:`aiortc_offer`) and a faithful Chromium offer
-(audio sendrecv, camera sendrecv, data channel; the JS client trickles, so no candidates) in
-``tests/data/chromium_offer.sdp``.
+Seed offers: one made by aiortc at run time (``tests.fuzz.properties.aiortc_offer``) and one
+captured from Debian's Chromium 156 (headless, fake devices; mic and camera transceivers
+sendrecv plus the ``chat`` data channel, as the JS client builds them; no candidates, since
+the client trickles them) in ``tests/data/chromium_offer.sdp``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
-CHROMIUM_OFFER = (DATA / "chromium_offer.sdp").read_text()
+CHROMIUM_OFFER = (DATA / "chromium_offer.sdp").read_bytes().decode()  # bytes: keep its CRLFs
 
 _MDNS = re.compile(r"^[a-zA-Z0-9-]{1,63}\.local$")
 
