@@ -56,7 +56,9 @@ from runner.events import EventEmitter
 from runner.limits import DEFAULT_LIMITS, Limits
 from runner.webrtc.codecs import preferred_capabilities, validate_codecs
 from runner.webrtc.datachannel import SIGNALLING_PEER_LEFT, SIGNALLING_RENEGOTIATE, DataChannelLink
+from runner.webrtc.errors import CandidateLimitError, SignalingError
 from runner.webrtc.ice import (
+    CandidateBudget,
     IceServer,
     IceServersArg,
     normalize_ice_servers,
@@ -66,6 +68,7 @@ from runner.webrtc.ice import (
     validate_host_addresses,
 )
 from runner.webrtc.liveness import Liveness, Verdict
+from runner.webrtc.offer import check_offer
 from runner.webrtc.rtvi import RtviSession, is_rtvi
 
 CONNECTION_EVENTS: tuple[str, ...] = (
@@ -93,10 +96,6 @@ MAX_EARLY_MESSAGES = 100
 RENEGOTIATE_DEBOUNCE_SECS = 2.0
 
 _log = structlog.get_logger("runner.webrtc.connection")
-
-
-class SignalingError(ValueError):
-    """An offer or renegotiation the connection cannot accept (bad SDP, wrong type, ...)."""
 
 
 class SmallWebRTCConnection(EventEmitter):
@@ -143,6 +142,7 @@ class SmallWebRTCConnection(EventEmitter):
         self._track_status: dict[int, bool] = {}
         self._audio_out: MediaStreamTrack | None = None
         self._video_out: MediaStreamTrack | None = None
+        self._candidates = CandidateBudget(self.limits.max_candidates_per_pc)
         self._link = DataChannelLink(
             on_ping=self._on_ping,
             on_track_status=self._on_track_status,
@@ -203,7 +203,7 @@ class SmallWebRTCConnection(EventEmitter):
 
     async def initialize(self, sdp: str, type: str) -> None:
         """Answer the client's first offer; afterwards :meth:`get_answer` holds the answer."""
-        offer = _parse_offer(sdp, type)
+        offer = check_offer(sdp, type, self.limits)
         async with self._lock:
             if self._closing:
                 raise SignalingError("connection is closed")
@@ -221,7 +221,7 @@ class SmallWebRTCConnection(EventEmitter):
 
     async def renegotiate(self, sdp: str, type: str, restart_pc: bool = False) -> None:
         """Answer a new offer on this pc, or on a brand-new pc when ``restart_pc`` is true."""
-        offer = _parse_offer(sdp, type)
+        offer = check_offer(sdp, type, self.limits)
         async with self._lock:
             if self._closing:
                 raise SignalingError("connection is closed")
@@ -253,16 +253,24 @@ class SmallWebRTCConnection(EventEmitter):
     async def add_ice_candidates(self, candidates: list[dict[str, Any]]) -> None:
         """Add trickled client candidates (PATCH format); an empty ``candidate`` ends them.
 
-        Every entry is parsed first, so a bad one (``InvalidCandidateError``, a ValueError)
-        rejects the whole batch before anything is applied.
+        Every entry is parsed first, so a bad one (``InvalidCandidateError``) or one too many
+        (``CandidateLimitError``: ``limits.max_candidates_per_patch`` per call, and
+        ``max_candidates_per_pc`` distinct ones per pc, inline ones included) rejects the whole
+        batch before anything is applied.
         """
         if not isinstance(candidates, list):
             raise SignalingError("'candidates' must be a list")
+        if len(candidates) > self.limits.max_candidates_per_patch:
+            raise CandidateLimitError(
+                f"{len(candidates)} candidates in one request; at most {self.limits.max_candidates_per_patch}"
+            )
         parsed = [parse_candidate(item) for item in candidates]
         async with self._lock:  # candidates racing a (re)negotiation go to the pc it produces
             pc = self._pc
             if pc is None or self._closing:
                 return
+            remote = pc.remoteDescription
+            self._candidates.admit(pc, remote.sdp if remote is not None else None, [c for c in parsed if c])
             await self._add_parsed(pc, parsed)
 
     async def _add_parsed(self, pc: RTCPeerConnection, parsed: list[Any]) -> None:
@@ -487,9 +495,9 @@ class SmallWebRTCConnection(EventEmitter):
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except (ValueError, AssertionError, KeyError, IndexError) as exc:
-            raise SignalingError(f"offer rejected: {exc or type(exc).__name__}") from None
+            raise SignalingError(f"offer rejected: {exc or type(exc).__name__}") from exc
         except Exception as exc:  # aiortc raises its own error types (OperationError, InvalidStateError)
-            raise SignalingError(f"offer rejected: {type(exc).__name__}: {exc}") from None
+            raise SignalingError(f"offer rejected: {type(exc).__name__}: {exc}") from exc
         if self.host_addresses:
             restrict_host_addresses(pc, self.host_addresses)
         answer = await pc.createAnswer()
@@ -614,32 +622,6 @@ class SmallWebRTCConnection(EventEmitter):
             if verdict is Verdict.KEEPALIVE_TIMEOUT:
                 self._logger().warning("keepalive_timeout", timeout_secs=liveness.keepalive_timeout_secs)
                 await self._suspend("keepalive_timeout")
-
-
-def _parse_offer(sdp: Any, type: Any) -> aiortc_sdp.SessionDescription:
-    """Validate an offer before any pc work; raise :class:`SignalingError` with a clear reason."""
-    if type != "offer":
-        raise SignalingError(f"'type' must be 'offer', got {type!r}")
-    if not isinstance(sdp, str) or not sdp.strip():
-        raise SignalingError("'sdp' must be a non-empty SDP string")
-    if not sdp.lstrip().startswith("v=0"):
-        raise SignalingError("'sdp' is not an SDP offer (it must start with 'v=0')")
-    try:
-        parsed = aiortc_sdp.SessionDescription.parse(sdp)
-    except Exception as exc:  # aiortc's parser raises assorted errors on garbage
-        raise SignalingError(f"'sdp' could not be parsed: {type_name(exc)}: {exc}") from None
-    if not parsed.media:
-        raise SignalingError("'sdp' has no media sections")
-    for media in parsed.media:
-        has_ice = media.ice is not None and media.ice.usernameFragment is not None
-        if media.kind in ("audio", "video", "application") and (not has_ice or media.dtls is None):
-            raise SignalingError(f"'sdp' {media.kind} section lacks ICE credentials or DTLS fingerprint")
-    return parsed
-
-
-def type_name(exc: BaseException) -> str:
-    """Short exception class name for messages."""
-    return type(exc).__name__
 
 
 async def _close_quietly(pc: RTCPeerConnection) -> None:

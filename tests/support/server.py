@@ -13,6 +13,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from runner.server import ServerConfig, SessionInfo, create_app
+from runner.server.app import app_runner
 from runner.webrtc import SmallWebRTCConnection
 
 BASE_CONFIG = ServerConfig(
@@ -134,7 +135,7 @@ async def start_test_server(bot: Any = None, **overrides: Any) -> RunningServer:
     recorder = BotRecorder()
     config = replace(BASE_CONFIG, **overrides)
     app = create_app(config, bot or recorder.bot)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = app_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
