@@ -37,7 +37,8 @@ VIDEO_QUEUE_FRAMES = 8
 class FrameQueue(asyncio.Queue[Any]):
     """A remote track's frame queue: bounded, drops the oldest frame when full, never blocks.
 
-    The end-of-stream ``None`` is never dropped. The first ``get()`` opens ``gate``.
+    The end-of-stream ``None`` always fits and is never dropped; frames after it are ignored.
+    The first ``get()`` opens ``gate``.
     """
 
     def __init__(self, maxsize: int, gate: ReceiverGate | None = None) -> None:
@@ -45,15 +46,16 @@ class FrameQueue(asyncio.Queue[Any]):
         self.limit = maxsize
         self.dropped = 0
         self.gate = gate
+        self._ended = False
 
     def put_nowait(self, item: Any) -> None:
-        while self.qsize() >= self.limit:
-            oldest = super().get_nowait()
-            if oldest is None:  # keep end-of-stream: drop the new frame instead
-                super().put_nowait(None)
-                self.dropped += item is not None
-                return
+        if self._ended:
+            self.dropped += item is not None
+            return
+        if self.qsize() >= self.limit:
+            super().get_nowait()
             self.dropped += 1
+        self._ended = item is None
         super().put_nowait(item)
 
     async def put(self, item: Any) -> None:
