@@ -478,3 +478,27 @@ async def test_loop_stall_does_not_ratchet_latency() -> None:
         print(f"echo round trip before a 200 ms stall {rounded[0]}, after {rounded[1]} ms")
         print(f"20 ms chunks shed (input, output track): {shed}")
         assert statistics.median(after) < statistics.median(before) + 40
+
+
+async def test_renegotiating_opus_to_pcmu_switches_the_echo_codec() -> None:
+    """Same pc, new offer with only PCMU: the bot's audio is then PCMU (8 kHz at the client)."""
+    async with session(AUDIO) as s:
+        s.mic.on = True
+        await s.until(lambda: sum(s.loud_since(0)) >= 25)
+        assert all(len(pcm) == 960 for _, _, pcm in s.heard[-25:])  # Opus: 48 kHz frames
+        await s.client.setLocalDescription(await s.client.createOffer())
+        await s.conn.renegotiate(sdp=offer_only(s.client.localDescription.sdp, "audio", "PCMU/8000"), type="offer")
+        answer = s.conn.get_answer()
+        assert answer is not None
+        audio_section = answer["sdp"].split("m=audio")[1].split("m=")[0]
+        assert "PCMU/8000" in audio_section and "opus" not in audio_section
+        await s.client.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+        mark = len(s.heard)
+
+        def pcmu_echo() -> list[np.ndarray]:
+            return [pcm for _, rms, pcm in s.heard[mark:] if rms > LOUD and len(pcm) == 160]
+
+        await s.until(lambda: len(pcmu_echo()) >= 50)
+        assert s.conn.audio_send_codec() == "audio/PCMU"
+        assert abs(dominant_hz(np.concatenate(pcmu_echo()[-25:]), 8000) - 440) < 15
+        assert not any(len(pcm) == 960 for _, _, pcm in s.heard[-25:])  # no Opus frame any more
