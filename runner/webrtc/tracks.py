@@ -1,9 +1,9 @@
 """Outbound media tracks: bot audio and bot video handed to aiortc's RTP senders.
 
 aiortc's ``RTCRtpSender`` pulls frames by awaiting ``track.recv()`` in a loop, so the track
-decides the pace. Both tracks pace against ``time.monotonic()`` from their first ``recv()``
-with an absolute schedule (frame *n* is due at ``t0 + n * period``), so timestamps never
-drift from the clock.
+decides the pace. Both tracks pace against their ``clock`` (``time.monotonic`` unless a test
+injects one, sleeping through its ``sleep``) from their first ``recv()`` with an absolute
+schedule (frame *n* is due at ``t0 + n * period``), so timestamps never drift from the clock.
 
 :class:`AudioOutputTrack` holds at most ``max_buffer_ms`` of audio: :meth:`~AudioOutputTrack.write`
 waits for room (backpressure by ``await``), so an interruption only has that little to
@@ -24,6 +24,7 @@ import asyncio
 import fractions
 import math
 import time
+from collections.abc import Awaitable, Callable
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -45,6 +46,11 @@ PHASE_MARGIN = 0.004
 PHASE_WINDOW = 25
 #: ...and how long a send slot waits for a live writer's frame that is late, before silence.
 PHASE_GRACE = 0.008
+
+#: Reads the time in seconds (monotonic).
+Clock = Callable[[], float]
+#: Waits that many seconds of the clock's time.
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class AudioOutputTrack(MediaStreamTrack):
@@ -82,8 +88,12 @@ class AudioOutputTrack(MediaStreamTrack):
         auto_silence: bool = True,
         max_lag: float = 0.5,
         consumer_timeout: float = 0.5,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         super().__init__()
+        self._clock = clock
+        self._sleep = sleep
         if sample_rate * frame_ms % 1000:
             raise ValueError(f"{frame_ms} ms is not a whole number of samples at {sample_rate} Hz")
         self.sample_rate = sample_rate
@@ -102,7 +112,7 @@ class AudioOutputTrack(MediaStreamTrack):
         self._generation = 0
         self._t0: float | None = None
         self._index = 0
-        self._created = time.monotonic()
+        self._created = clock()
         self._last_recv: float | None = None
         self.last_audio_at: float | None = None
         """Monotonic time the last frame carrying written audio was handed to the sender."""
@@ -182,7 +192,7 @@ class AudioOutputTrack(MediaStreamTrack):
         if self.readyState != "live":
             return False
         last = self._last_recv if self._last_recv is not None else self._created
-        return time.monotonic() - last < self.consumer_timeout
+        return self._clock() - last < self.consumer_timeout
 
     async def write(self, pcm: bytes) -> bool:
         """Queue mono s16 ``pcm``, waiting for room; False when (part of) it was dropped."""
@@ -203,7 +213,7 @@ class AudioOutputTrack(MediaStreamTrack):
                 self.bytes_dropped += len(view) - start
                 return False
             self._buffer += piece
-            now = time.monotonic()
+            now = self._clock()
             self._last_write = now
             if self._ready_at is None and len(self._buffer) >= self.frame_bytes:
                 self._ready_at = now
@@ -221,9 +231,9 @@ class AudioOutputTrack(MediaStreamTrack):
 
     async def wait_drained(self, limit_secs: float) -> bool:
         """Wait (at most ``limit_secs``) until every buffered byte was sent; True when drained."""
-        deadline = time.monotonic() + limit_secs
+        deadline = self._clock() + limit_secs
         while self._buffer and self.has_consumer():
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if remaining <= 0:
                 return False
             self._room.clear()
@@ -260,12 +270,12 @@ class AudioOutputTrack(MediaStreamTrack):
         """
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
+        now = self._clock()
         if self._t0 is None:
             self._t0 = now
         if not self._buffer and not self.auto_silence:
             while not self._buffer:
-                self._last_recv = time.monotonic()
+                self._last_recv = self._clock()
                 self._data.clear()
                 try:
                     await asyncio.wait_for(self._data.wait(), timeout=self.consumer_timeout / 2)
@@ -273,20 +283,20 @@ class AudioOutputTrack(MediaStreamTrack):
                     pass
                 if self.readyState != "live":
                     raise MediaStreamError
-            self._skip_to(time.monotonic())  # resume after a pause: no burst
+            self._skip_to(self._clock())  # resume after a pause: no burst
         else:
             due = self._t0 + self._index * self._period
             if now - due > self.max_lag:
                 self._skip_to(now)
         due = self._t0 + self._index * self._period
-        delay = due - time.monotonic()
+        delay = due - self._clock()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
         if self.readyState != "live":
             raise MediaStreamError
         if self.phase_lock and self.auto_silence:
             await self._wait_late_frame(due)
-        self._last_recv = time.monotonic()
+        self._last_recv = self._clock()
         self._note_phase(due)
         frame = self._make_frame()
         self._shed_standing_audio()
@@ -303,13 +313,13 @@ class AudioOutputTrack(MediaStreamTrack):
 
     async def _wait_late_frame(self, due: float) -> None:
         """No full frame at its slot but the writer is live: wait (briefly) for it."""
-        now = time.monotonic()
+        now = self._clock()
         last = self._last_write
         if len(self._buffer) >= self.frame_bytes or last is None or now - last > 2 * self._period:
             return
         deadline = due + PHASE_GRACE
         while len(self._buffer) < self.frame_bytes and self.readyState == "live":
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if remaining <= 0:
                 return
             self._data.clear()
@@ -317,7 +327,7 @@ class AudioOutputTrack(MediaStreamTrack):
                 await asyncio.wait_for(self._data.wait(), timeout=remaining)
             except TimeoutError:
                 return
-        late = time.monotonic() - due
+        late = self._clock() - due
         if late > 0 and self._t0 is not None:
             self._t0 += late  # follow the writer: later slots from now on
             self.phase_shift_secs += late
@@ -351,7 +361,7 @@ class AudioOutputTrack(MediaStreamTrack):
 
     def _after_take(self) -> None:
         if len(self._buffer) >= self.frame_bytes:
-            self._ready_at = time.monotonic()
+            self._ready_at = self._clock()
             self._phase_valid = False  # a backlog, not a phase: nothing to learn this window
         else:
             self._ready_at = None
@@ -365,7 +375,7 @@ class AudioOutputTrack(MediaStreamTrack):
         one frame deep forever. If every take in ``STANDING_WINDOW`` left a frame behind
         and most writes did not have to wait, that frame is late audio: drop it.
         """
-        now = time.monotonic()
+        now = self._clock()
         level = len(self._buffer)
         if self._window_start is None:
             self._window_start, self._window_min = now, level
@@ -393,7 +403,7 @@ class AudioOutputTrack(MediaStreamTrack):
             del self._buffer[:size]
             if len(data) < size:
                 data += bytes(size - len(data))
-            self.last_audio_at = time.monotonic()
+            self.last_audio_at = self._clock()
         else:
             data = bytes(size)
         frame = av.AudioFrame(format="s16", layout="mono", samples=self.samples_per_frame)
@@ -413,8 +423,19 @@ class VideoOutputTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, width: int = 640, height: int = 480, framerate: int = 30, *, is_live: bool = False) -> None:
+    def __init__(
+        self,
+        width: int = 640,
+        height: int = 480,
+        framerate: int = 30,
+        *,
+        is_live: bool = False,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         super().__init__()
+        self._clock = clock
+        self._sleep = sleep
         self.width = width - width % 2
         self.height = height - height % 2
         self.framerate = framerate
@@ -449,7 +470,7 @@ class VideoOutputTrack(MediaStreamTrack):
         """Next picture, paced at ``framerate`` (live: waits for a new one)."""
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
+        now = self._clock()
         if self._t0 is None:
             self._t0 = now
         due = self._t0 + self._index * self._period
@@ -458,13 +479,13 @@ class VideoOutputTrack(MediaStreamTrack):
             due = self._t0 + self._index * self._period
         delay = due - now
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
         if self.is_live:
             while not self._fresh.is_set():
                 await self._fresh.wait()
             # the slot that is current now (not the next one: that would leave up to two periods
             # before the following frame may go, halving the rate when input is paced at it)
-            self._index = max(self._index, math.floor((time.monotonic() - self._t0) / self._period))
+            self._index = max(self._index, math.floor((self._clock() - self._t0) / self._period))
         self._fresh.clear()
         if self.readyState != "live":
             raise MediaStreamError
