@@ -200,6 +200,7 @@ class SmallWebRTCInputTransport(FrameProcessor):
         self._reading: dict[str, RTCRtpReceiver] = {}
         self.audio_frames = 0
         self.audio_dropped = 0
+        self._dropped_reported = 0
         self.video_frames = 0
         self.video_dropped = 0
 
@@ -269,7 +270,8 @@ class SmallWebRTCInputTransport(FrameProcessor):
                     self._log().error("input_reader_failed_on_stop", reader=task.get_name(), error=_describe(result))
         for receiver in self._reading.values():
             close_receiver(receiver)
-        if self.audio_dropped:
+        if self.audio_dropped != self._dropped_reported:
+            self._dropped_reported = self.audio_dropped
             self._log().info("input_audio_dropped_total", chunks=self.audio_dropped)
 
     async def push_app_message(self, message: Any) -> None:

@@ -46,6 +46,9 @@ PHASE_MARGIN = 0.004
 PHASE_WINDOW = 25
 #: ...and how long a send slot waits for a live writer's frame that is late, before silence.
 PHASE_GRACE = 0.008
+#: Takes in a row that find the writer's frame and leave nothing behind: the writer is on time again
+#: and the silence debt (see ``AudioOutputTrack._repay_debt``) is forgotten.
+DEBT_FORGET_TAKES = 5
 
 #: Reads the time in seconds (monotonic).
 Clock = Callable[[], float]
@@ -127,6 +130,11 @@ class AudioOutputTrack(MediaStreamTrack):
         self._opus: AudioCodecContext | None = None
         self._encode_opus = False
         self._ready_at: float | None = None  # when the buffer last came to hold a full frame
+        self._last_write_waited = True
+        self._debt = 0  # silence frames sent while a real-time writer was late
+        self._clean_takes = 0
+        self._took_silence = False
+        self._repaid = False
         self._last_write: float | None = None
         self._phase_frames = 0
         self._phase_min = math.inf
@@ -203,8 +211,8 @@ class AudioOutputTrack(MediaStreamTrack):
         for start in range(0, len(view), self.frame_bytes):
             piece = view[start : start + self.frame_bytes]
             self._window_writes += 1
-            if len(self._buffer) + len(piece) > self.max_buffer_bytes:
-                self._window_waits += 1
+            waits = len(self._buffer) + len(piece) > self.max_buffer_bytes
+            self._window_waits += waits
             while len(self._buffer) + len(piece) > self.max_buffer_bytes:
                 if not self.has_consumer() or not await self._wait_room(generation):
                     self.bytes_dropped += len(view) - start
@@ -215,6 +223,7 @@ class AudioOutputTrack(MediaStreamTrack):
             self._buffer += piece
             now = self._clock()
             self._last_write = now
+            self._last_write_waited = waits
             if self._ready_at is None and len(self._buffer) >= self.frame_bytes:
                 self._ready_at = now
             self._data.set()
@@ -298,7 +307,9 @@ class AudioOutputTrack(MediaStreamTrack):
             await self._wait_late_frame(due)
         self._last_recv = self._clock()
         self._note_phase(due)
+        behind = self._clock() - due >= self._period
         frame = self._make_frame()
+        self._repay_debt(behind)
         self._shed_standing_audio()
         self._after_take()
         self._index += 1
@@ -359,6 +370,45 @@ class AudioOutputTrack(MediaStreamTrack):
         self._phase_min = math.inf
         self._phase_valid = True
 
+    def _repay_debt(self, behind: bool) -> None:
+        """Drop a frame of a backlog that stands behind silence this track sent while its writer was late.
+
+        A real-time writer (an echo of the mic) whose audio is held up (a stalled loop, a
+        network hiccup) leaves its send slots to silence; its delayed audio then arrives as a
+        burst and, played at real time, would stand as a queue behind the writer for good
+        (the writer blocks on this buffer, so that queue is upstream, out of sight of
+        ``_shed_standing_audio``). Each such silence frame is a debt: while a backlog shows (a
+        frame still buffered after a take), one frame of it is dropped per take until the debt
+        is paid. Silence counts when the writer wrote within ``max_lag`` and either the slot
+        was owed after a stall (``behind``) or its writes did not wait for room (a real-time
+        writer, not TTS). ``DEBT_FORGET_TAKES`` on-time takes, or a writer silent for longer
+        than ``max_lag``, forget the debt.
+        """
+        last = self._last_write
+        recent = last is not None and self._clock() - last <= self.max_lag
+        repaid, self._repaid = self._repaid, False
+        if self._took_silence:
+            if repaid:  # our own doing: the backlog is gone
+                self._debt = 0
+            elif recent and (behind or not self._last_write_waited):
+                self._debt = min(self._debt + 1, round(self.max_lag / self._period))
+            elif not recent:
+                self._debt = 0
+            self._clean_takes = 0
+            return
+        if len(self._buffer) >= self.frame_bytes:
+            self._clean_takes = 0
+            if self._debt > 0 and self._last_write_waited:  # the writer is blocked: the backlog is upstream
+                del self._buffer[: self.frame_bytes]
+                self._debt -= 1
+                self._repaid = True
+                self.frames_shed += 1
+            return
+        if not behind:
+            self._clean_takes += 1
+            if self._clean_takes >= DEBT_FORGET_TAKES:
+                self._debt = 0
+
     def _after_take(self) -> None:
         if len(self._buffer) >= self.frame_bytes:
             self._ready_at = self._clock()
@@ -398,6 +448,7 @@ class AudioOutputTrack(MediaStreamTrack):
 
     def _make_frame(self) -> av.AudioFrame:
         size = self.frame_bytes
+        self._took_silence = not self._buffer
         if self._buffer:
             data = bytes(self._buffer[:size])
             del self._buffer[:size]

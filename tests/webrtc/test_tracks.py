@@ -56,6 +56,12 @@ class FakeClock:
             await asyncio.sleep(0)
 
 
+async def yield_until(check: Callable[[], bool]) -> None:
+    """Let other tasks run until ``check`` (no time passes on the fake clock meanwhile)."""
+    while not check():  # noqa: ASYNC110 - a consumer on the fake clock drives the state
+        await asyncio.sleep(0)
+
+
 def audio_track(clock: FakeClock, rate: int = 16000, **kwargs: Any) -> AudioOutputTrack:
     return AudioOutputTrack(rate, clock=clock, sleep=clock.sleep, **kwargs)
 
@@ -163,6 +169,62 @@ async def test_long_stall_skips_instead_of_bursting() -> None:
     (frame,) = await pull(track, 1)
     assert track.frames_skipped == 14
     assert frame.pts == 19 * 320  # timestamps follow the clock
+
+
+async def test_backlog_behind_a_late_real_time_writer_is_worked_off() -> None:
+    """An echo whose input was held up: the delayed burst must not stand as a queue upstream."""
+    clock = FakeClock()
+    track = audio_track(clock)
+    produced: list[bytes] = []  # the real-time source upstream (a mic), one frame per slot
+    upstream: list[bytes] = []  # what waits for the track (the input's queue)
+    held = False  # while True the source's frames are held up (a network hiccup)
+
+    async def writer() -> None:
+        while True:
+            await yield_until(lambda: bool(upstream))
+            await track.write(upstream.pop(0))
+
+    def frame_of(index: int) -> bytes:
+        return np.full(320, index + 1, np.int16).tobytes()
+
+    task = asyncio.get_running_loop().create_task(writer())
+    lags = []
+    try:
+        for slot in range(80):
+            produced.append(frame_of(slot))
+            held = 20 <= slot < 30
+            if not held:
+                upstream.extend(produced[len(produced) - 1 - (10 if slot == 30 else 0) :])  # the burst at 30
+            frame = await track.recv()
+            value = int(frame.to_ndarray()[0, 0])
+            lags.append(slot - (value - 1) if value else None)
+    finally:
+        task.cancel()
+    assert all(lag is None for lag in lags[22:30])  # silence while the writer's frames were held up
+    assert max(lag for lag in lags[10:20] if lag is not None) <= 1
+    assert max(lag for lag in lags[60:] if lag is not None) <= 1  # the burst was worked off: no standing queue
+    assert track.frames_shed >= 8
+
+
+async def test_a_writer_ahead_of_real_time_loses_nothing_across_pauses() -> None:
+    """TTS: utterances written faster than real time, pauses between them: every frame is sent."""
+    clock = FakeClock()
+    track = audio_track(clock)
+
+    async def speak() -> None:
+        for _ in range(3):
+            assert await track.write(tone_pcm(16000, 0.5))
+            await yield_until(lambda: not track.buffered_bytes)  # the utterance plays out
+            pause_from = track.frames_sent
+            await yield_until(lambda p=pause_from: track.frames_sent >= p + 10)  # a pause of 10 frames
+
+    speaker = asyncio.get_running_loop().create_task(speak())
+    frames = []
+    while not speaker.done():
+        frames.append(await track.recv())
+    await speaker
+    assert sum(1 for f in frames if rms(f) > 1000) == 3 * 25
+    assert track.frames_shed == 0 and track.bytes_dropped == 0
 
 
 async def test_no_auto_silence_waits_for_audio() -> None:
