@@ -19,6 +19,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+import structlog.testing
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
@@ -525,3 +526,44 @@ async def test_renegotiating_opus_to_pcmu_switches_the_echo_codec() -> None:
         assert s.conn.audio_send_codec() == "audio/PCMU"
         assert abs(dominant_hz(np.concatenate(pcmu_echo()[-25:]), 8000) - 440) < 15
         assert not any(len(pcm) == 960 for _, _, pcm in s.heard[-25:])  # no Opus frame any more
+
+
+class BrokenVAD:
+    """A VAD analyzer whose inference fails after a few chunks (a model that crashes)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def analyze_audio(self, pcm: bytes) -> Any:
+        self.calls += 1
+        if self.calls > 10:
+            raise RuntimeError("vad model crashed")
+        return None
+
+
+def broken_conversion(*_: Any) -> Any:
+    raise ValueError("cannot convert this picture")
+
+
+@pytest.mark.parametrize("part", ["vad", "video"])
+async def test_an_input_failure_ends_the_session_with_a_fatal_error(part: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """VAD or video conversion raising: logged with the session, a fatal ErrorFrame, the session ends."""
+    if part == "vad":
+        params = TransportParams(audio_in_enabled=True, vad_analyzer=BrokenVAD())
+        reader, message = "audio-consumer", "RuntimeError: vad model crashed"
+    else:
+        monkeypatch.setattr("runner.webrtc.input.frame_to_image", broken_conversion)
+        params = TransportParams(video_in_enabled=True)
+        reader, message = "camera-consumer", "ValueError: cannot convert this picture"
+    with structlog.testing.capture_logs() as logs:
+        async with session(params, camera=part == "video") as s:
+            s.mic.on = True
+            pc_id = s.conn.pc_id
+            await s.until(lambda: s.task.has_finished, within=15)
+            assert s.task.error is not None and s.task.error.fatal
+            assert s.task.error.error == f"{reader} input failed: {message}"
+            await s.until(lambda: any(name == "on_client_closed" for name, _ in s.events))
+            assert s.conn.closed
+    failures = [e for e in logs if e["event"] == "input_reader_failed"]
+    assert len(failures) == 1
+    assert failures[0]["reader"] == reader and failures[0]["pc_id"] == pc_id and failures[0]["error"] == message
