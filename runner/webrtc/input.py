@@ -304,7 +304,7 @@ class SmallWebRTCInputTransport(FrameProcessor):
                 return  # the session is already ending
             self._failed_reader = reader
             error = ErrorFrame(error=f"{reader} input failed: {_describe(exc)}", processor=self.name, exception=exc)
-            await self.push_frame(error, UPSTREAM)
+            await self.process_frame(error, UPSTREAM)  # as any upstream error here: the client hears of it too
 
     async def _next_track(self, getter: Callable[[], MediaStreamTrack | None], old: MediaStreamTrack | None) -> Any:
         """The current live track from ``getter`` that is not the (ended) ``old`` one."""

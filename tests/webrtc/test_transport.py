@@ -557,6 +557,7 @@ async def test_an_input_failure_ends_the_session_with_a_fatal_error(part: str, m
         reader, message = "camera-consumer", "ValueError: cannot convert this picture"
     with structlog.testing.capture_logs() as logs:
         async with session(params, camera=part == "video") as s:
+            await asyncio.wait_for(s.channel_open.wait(), 10)
             s.mic.on = True
             pc_id = s.conn.pc_id
             await s.until(lambda: s.task.has_finished, within=15)
@@ -564,6 +565,8 @@ async def test_an_input_failure_ends_the_session_with_a_fatal_error(part: str, m
             assert s.task.error.error == f"{reader} input failed: {message}"
             await s.until(lambda: any(name == "on_client_closed" for name, _ in s.events))
             assert s.conn.closed
+            errors = [m for m in s.messages if isinstance(m, dict) and m.get("type") == "error"]
+            assert [e["data"] for e in errors] == [{"error": f"{reader} input failed: {message}", "fatal": True}]
     failures = [e for e in logs if e["event"] == "input_reader_failed"]
     assert len(failures) == 1
     assert failures[0]["reader"] == reader and failures[0]["pc_id"] == pc_id and failures[0]["error"] == message
