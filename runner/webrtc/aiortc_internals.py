@@ -25,6 +25,7 @@ from aiortc.codecs import get_encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 from aiortc.rtp import RtpPacket
+from aiortc.utils import random32
 
 # -- the attributes, by owner ---------------------------------------------------------------------
 
@@ -41,6 +42,7 @@ _SENDER_ENCODER = "_RTCRtpSender__encoder"
 _SENDER_STARTED = "_RTCRtpSender__started"
 _SENDER_TRACK = "_RTCRtpSender__track"
 _SENDER_RUN_RTP = "_run_rtp"
+_SENDER_SSRC = "_ssrc"
 _GATHERER_CONNECTION = "_connection"
 _ICE_POLICY = "_transport_policy"
 _DTLS_REGISTER = "_register_rtp_receiver"
@@ -84,7 +86,8 @@ def _check_on(pc: RTCPeerConnection) -> None:
     if not isinstance(getattr(receiver, _RECEIVER_JITTER), JitterBuffer):
         raise InternalsError(f"aiortc RTCRtpReceiver.{_RECEIVER_JITTER} is not a JitterBuffer ({installed_versions()})")
     _require(JitterBuffer(capacity=16, prefetch=0), "capacity", "aiortc JitterBuffer")
-    for attribute in (_SENDER_RTP_TASK, _SENDER_RTP_EXITED, _SENDER_ENCODER, _SENDER_STARTED, _SENDER_TRACK):
+    sender_attributes = (_SENDER_RTP_TASK, _SENDER_RTP_EXITED, _SENDER_ENCODER, _SENDER_STARTED, _SENDER_TRACK)
+    for attribute in (*sender_attributes, _SENDER_SSRC):
         _require(sender, attribute, "aiortc RTCRtpSender")
     _require(RTCRtpSender, _SENDER_RUN_RTP, "aiortc RTCRtpSender")
     _require(receiver.transport, _DTLS_REGISTER, "aiortc RTCDtlsTransport")
@@ -210,7 +213,9 @@ async def restart_sender_codec(sender: RTCRtpSender, codec: RTCRtpCodecParameter
 
     aiortc fixes a sender's codec when it starts and ignores later negotiations. The RTP loop
     stops the track it holds when it ends, so the track is detached first and re-attached to
-    the new loop; the RTCP task and the SSRC stay.
+    the new loop. The new loop starts a new random sequence, which the client's SRTP replay
+    check would reject as old on the same SSRC half of the time, so it gets a new SSRC (a
+    new stream, demultiplexed by payload type and MID); the RTCP task stays.
     """
     task = getattr(sender, _SENDER_RTP_TASK)
     if task is None:
@@ -222,6 +227,7 @@ async def restart_sender_codec(sender: RTCRtpSender, codec: RTCRtpCodecParameter
     await exited.wait()
     exited.clear()
     setattr(sender, _SENDER_ENCODER, None)
+    setattr(sender, _SENDER_SSRC, random32())
     run: Callable[[RTCRtpCodecParameters], Any] = getattr(sender, _SENDER_RUN_RTP)
     setattr(sender, _SENDER_RTP_TASK, asyncio.ensure_future(run(codec)))
     setattr(sender, _SENDER_TRACK, track)
