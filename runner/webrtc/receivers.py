@@ -106,6 +106,22 @@ class ReceiverGate:
         await self.original(self.parameters)
 
 
+class _EndingStop:
+    """Shadows ``receiver.stop()``: a receiver that never started still ends its track.
+
+    aiortc ends a remote track from its decoder thread; a gated receiver that never started
+    has none, so a reader of its track would wait forever after the pc closed.
+    """
+
+    def __init__(self, receiver: RTCRtpReceiver, original: Any, queue: FrameQueue) -> None:
+        self.receiver, self.original, self.queue = receiver, original, queue
+
+    async def __call__(self) -> None:
+        if not internals.receiver_started(self.receiver):
+            self.queue.put_nowait(None)
+        await self.original()
+
+
 def gate_receivers(pc: RTCPeerConnection) -> int:
     """Gate every receiver of ``pc`` not gated yet (after ``setRemoteDescription``); how many were."""
     count = 0
@@ -127,6 +143,7 @@ def gate_receivers(pc: RTCPeerConnection) -> int:
             while not queue.empty():
                 bounded.put_nowait(queue.get_nowait())
             internals.set_track_frame_queue(track, bounded)
+            receiver.stop = _EndingStop(receiver, receiver.stop, bounded)  # type: ignore[method-assign]
     return count
 
 

@@ -160,6 +160,25 @@ async def test_library_reader_of_a_track_opens_only_that_receiver() -> None:
         await conn.close()
 
 
+async def test_a_reader_of_a_pc_closed_before_connecting_sees_the_track_end() -> None:
+    conn = SmallWebRTCConnection(ice_servers=[], host_addresses=["127.0.0.1"])
+    client = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    client.addTransceiver("audio", direction="sendrecv")
+    restrict_host_addresses(client, ["127.0.0.1"])
+    try:
+        await client.setLocalDescription(await client.createOffer())
+        await conn.initialize(sdp=client.localDescription.sdp, type="offer")  # the answer never reaches it
+        track = conn.audio_input_track()
+        assert track is not None
+        reader = asyncio.get_running_loop().create_task(track.recv())
+        await asyncio.sleep(0)
+        await conn.close()
+        with pytest.raises(MediaStreamError):
+            await asyncio.wait_for(reader, 10)
+    finally:
+        await client.close()
+
+
 # -- the bounded queue, as a model ----------------------------------------------------------------
 
 OPS = st.lists(st.one_of(st.integers(min_value=0, max_value=1000), st.just("get"), st.just("end")), max_size=200)
