@@ -31,6 +31,7 @@ from runner.server.errors import (
 )
 from runner.server.ratelimit import RateLimiter, TokenBucket
 from runner.server.sessions import Session, SessionRegistry, SessionState
+from runner.webrtc.aiortc_internals import check_internals
 from runner.webrtc.connection import SmallWebRTCConnection
 from runner.webrtc.errors import clip_repr
 from runner.webrtc.offer import check_offer
@@ -366,6 +367,7 @@ def _static_handler(root: Path) -> Any:
 
 def create_app(config: ServerConfig, bot: BotFactory) -> web.Application:
     """Build the signalling app; shutting it down ends every session (peerLeft, close, cancel)."""
+    check_internals()  # the aiortc/aioice internals the transport uses exist, or fail before serving
     app = web.Application(middlewares=[_cors_and_errors], client_max_size=config.limits.max_body_bytes)
     app[CONFIG_KEY] = config
     app[REGISTRY_KEY] = SessionRegistry(config.max_sessions, config.connect_timeout_secs, config.bot_grace_secs)

@@ -54,6 +54,7 @@ from aiortc import sdp as aiortc_sdp
 
 from runner.events import EventEmitter
 from runner.limits import DEFAULT_LIMITS, Limits
+from runner.webrtc import aiortc_internals
 from runner.webrtc.codecs import preferred_capabilities, validate_codecs
 from runner.webrtc.datachannel import SIGNALLING_PEER_LEFT, SIGNALLING_RENEGOTIATE, DataChannelLink
 from runner.webrtc.errors import CandidateLimitError, SignalingError
@@ -69,6 +70,7 @@ from runner.webrtc.ice import (
 )
 from runner.webrtc.liveness import Liveness, Verdict
 from runner.webrtc.offer import check_offer
+from runner.webrtc.receivers import gate_receivers
 from runner.webrtc.rtvi import RtviSession, is_rtvi
 
 CONNECTION_EVENTS: tuple[str, ...] = (
@@ -204,6 +206,7 @@ class SmallWebRTCConnection(EventEmitter):
     async def initialize(self, sdp: str, type: str) -> None:
         """Answer the client's first offer; afterwards :meth:`get_answer` holds the answer."""
         offer = check_offer(sdp, type, self.limits)
+        aiortc_internals.check_internals()  # once per process: fail here, not mid-call
         async with self._lock:
             if self._closing:
                 raise SignalingError("connection is closed")
@@ -228,7 +231,10 @@ class SmallWebRTCConnection(EventEmitter):
             if self._pc is None:
                 raise SignalingError("connection was never initialized")
             if not restart_pc:
+                codec = self.audio_send_codec()
                 await self._answer_offer(self._pc, sdp, offer)
+                if self.audio_send_codec() != codec:
+                    await self._apply_audio_codec()
                 return
             old_pc, old_id = self._pc, self._pc_id
             await self._retire_pc(old_pc)
@@ -364,11 +370,21 @@ class SmallWebRTCConnection(EventEmitter):
     def audio_send_codec(self) -> str | None:
         """MIME type the bot-audio sender negotiated (``audio/opus``...), or None before an answer."""
         transceiver = self._transceiver(0, "audio")
-        codecs = getattr(transceiver, "_codecs", None) if transceiver is not None else None
-        if not codecs:
-            return None
-        mime = getattr(codecs[0], "mimeType", None)
-        return mime if isinstance(mime, str) else None
+        codecs = aiortc_internals.transceiver_codecs(transceiver) if transceiver is not None else []
+        return codecs[0].mimeType if codecs else None
+
+    async def _apply_audio_codec(self) -> None:
+        """A renegotiation changed the audio codec: the running sender and our track follow it."""
+        transceiver = self._transceiver(0, "audio")
+        if transceiver is None:
+            return
+        codecs = aiortc_internals.transceiver_codecs(transceiver)
+        if codecs and aiortc_internals.sender_started(transceiver.sender):
+            await aiortc_internals.restart_sender_codec(transceiver.sender, codecs[0])
+        set_codec = getattr(self._audio_out, "set_send_codec", None)
+        if callable(set_codec):
+            set_codec(self.audio_send_codec())
+        self._logger().info("audio_codec_changed", codec=self.audio_send_codec())
 
     def replace_video_track(self, track: MediaStreamTrack | None) -> None:
         """Send ``track`` as bot video (transceiver 1); kept across ``restart_pc``."""
@@ -498,6 +514,7 @@ class SmallWebRTCConnection(EventEmitter):
             raise SignalingError(f"offer rejected: {exc or type(exc).__name__}") from exc
         except Exception as exc:  # aiortc raises its own error types (OperationError, InvalidStateError)
             raise SignalingError(f"offer rejected: {type(exc).__name__}: {exc}") from exc
+        gate_receivers(pc)  # no decoder thread or frame queue for a receiver nobody reads
         if self.host_addresses:
             restrict_host_addresses(pc, self.host_addresses)
         answer = await pc.createAnswer()

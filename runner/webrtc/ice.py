@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aioice import Candidate
-from aioice.ice import TransportPolicy
 from aiortc import RTCIceCandidate, RTCIceServer, RTCPeerConnection
 from aiortc.sdp import candidate_from_sdp
 
+from runner.webrtc.aiortc_internals import gatherer_ice_connection, gathers_all_candidates
 from runner.webrtc.errors import CandidateLimitError, clip
 
 
@@ -104,10 +104,10 @@ def restrict_host_addresses(pc: RTCPeerConnection, addresses: Sequence[str]) -> 
     for gatherer in _ice_gatherers(pc):
         if gatherer.state != "new":
             continue
-        conn = gatherer._connection
+        conn = gatherer_ice_connection(gatherer)
         if isinstance(conn.get_component_candidates, HostAddressRestriction):
             conn.get_component_candidates.addresses = list(addresses)
-        elif conn._transport_policy == TransportPolicy.ALL:
+        elif gathers_all_candidates(conn):
             conn.get_component_candidates = HostAddressRestriction(list(addresses), conn.get_component_candidates)
         count += 1
     return count

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import av
@@ -45,6 +45,13 @@ from runner.frames import (
 from runner.params import TransportParams
 from runner.processors.base import DOWNSTREAM, UPSTREAM, FrameProcessor
 from runner.video.convert import frame_to_image
+from runner.webrtc.aiortc_internals import (
+    packet_payload,
+    receiver_codecs,
+    receiver_jitter_buffer,
+    set_receiver_jitter_buffer,
+)
+from runner.webrtc.receivers import close_receiver, frames_dropped
 
 if TYPE_CHECKING:
     from runner.webrtc.transport import SmallWebRTCTransport
@@ -52,13 +59,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("runner.webrtc.input")
 
 CHUNK_MS = 20
-#: A push of input audio that takes longer than this was held back by a sink downstream.
-BLOCKED_SECS = 0.003
-#: Shed a chunk when at least half of this many pushes (0.5 s) were blocked...
-SHED_WINDOW = 25
-#: ...or after this many when chunks are also waiting behind them (a backlog of >= 40 ms).
-SHED_BACKLOG_BLOCKED = 3
-#: Hard cap of chunks waiting to be pushed (oldest dropped): 1 s.
+#: Most 20 ms chunks waiting for the pipeline (1 s); past that the oldest is dropped and counted.
 MAX_PENDING_CHUNKS = 50
 #: An audio packet this many sequence numbers behind the newest is late (dropped); further
 #: behind means the sender restarted its numbering (accepted).
@@ -111,7 +112,7 @@ class LowLatencyAudioJitterBuffer(JitterBuffer):
                 self.late_packets += 1
                 return False, None
         self._expected = uint16_add(seq, 1)
-        data: bytes = getattr(packet, "_data", b"")
+        data = packet_payload(packet)
         sink = self.sink
         if sink is not None and data and self._is_opus(packet.payload_type):
             self._decode(data, sink)
@@ -142,26 +143,21 @@ class LowLatencyAudioJitterBuffer(JitterBuffer):
                 log.warning("audio_sink_failed", error=f"{type(exc).__name__}: {exc}")
 
 
-_JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
-_CODECS_ATTR = "_RTCRtpReceiver__codecs"
-
-
 def tune_audio_receiver(receiver: RTCRtpReceiver, sink: AudioSink | None = None) -> bool:
     """Give one aiortc audio receiver the low-latency jitter buffer; True if it changed.
 
     With ``sink``, Opus is decoded (mono, 48 kHz) in the buffer and handed to ``sink``
     instead of to the receiver's track; ``sink=None`` on a tuned receiver restores the track.
     """
-    current = getattr(receiver, _JITTER_ATTR, None)
+    current = receiver_jitter_buffer(receiver)
     if isinstance(current, LowLatencyAudioJitterBuffer):
         current.sink = sink
         return False
     if not isinstance(current, JitterBuffer) or current.capacity != 16:
         return False  # not the audio buffer layout we know: leave it alone
-    codecs = getattr(receiver, _CODECS_ATTR, None)
-    buffer = LowLatencyAudioJitterBuffer(codecs if isinstance(codecs, dict) else None)
+    buffer = LowLatencyAudioJitterBuffer(receiver_codecs(receiver))
     buffer.sink = sink
-    setattr(receiver, _JITTER_ATTR, buffer)
+    set_receiver_jitter_buffer(receiver, buffer)
     return True
 
 
@@ -179,7 +175,15 @@ def receiver_of(pc: RTCPeerConnection | None, track: MediaStreamTrack) -> RTCRtp
 
 
 class SmallWebRTCInputTransport(FrameProcessor):
-    """Reads the client's media and app messages into the pipeline (first processor)."""
+    """Reads the client's media and app messages into the pipeline (first processor).
+
+    Counters for metrics: ``audio_frames`` (chunks pushed), ``audio_dropped`` (chunks dropped
+    because ``MAX_PENDING_CHUNKS`` were already waiting), ``receiver_frames_dropped`` (decoded
+    frames a remote track dropped because this reader fell behind), ``video_frames`` and
+    ``video_dropped`` (older pictures replaced by newer ones before conversion).
+    A reader that fails (VAD, video conversion, anything) is logged with the session and ends
+    the session: a fatal ``ErrorFrame`` goes upstream, never a session that keeps running deaf.
+    """
 
     #: swap aiortc's 80 ms audio jitter buffer for the low-latency one (see above).
     low_latency_audio: bool = True
@@ -192,8 +196,11 @@ class SmallWebRTCInputTransport(FrameProcessor):
         self._tracks_changed = asyncio.Event()
         self._vad_speaking = False
         self._running = False
+        self._failed_reader: str | None = None
+        self._reading: dict[str, RTCRtpReceiver] = {}
         self.audio_frames = 0
-        self.audio_shed = 0
+        self.audio_dropped = 0
+        self._dropped_reported = 0
         self.video_frames = 0
         self.video_dropped = 0
 
@@ -201,6 +208,11 @@ class SmallWebRTCInputTransport(FrameProcessor):
     def sample_rate(self) -> int:
         """Rate of the ``InputAudioRawFrame``s this input produces."""
         return self._params.audio_in_sample_rate or self._transport.start_frame.audio_in_sample_rate
+
+    @property
+    def receiver_frames_dropped(self) -> int:
+        """Decoded frames the tracks being read dropped because this input fell behind."""
+        return sum(frames_dropped(receiver) for receiver in self._reading.values())
 
     # ------------------------------------------------------------ pipeline side
 
@@ -235,28 +247,32 @@ class SmallWebRTCInputTransport(FrameProcessor):
             return
         self._running = True
         conn = self._transport.connection
-        loop = asyncio.get_running_loop()
         if self._params.audio_in_enabled:
-            self._tasks.append(loop.create_task(self._audio_loop(), name=f"{self.name}-audio"))
+            self._spawn("audio", self._audio_loop())
         if self._params.video_in_enabled:
             for source, getter in (("camera", conn.video_input_track), ("screenVideo", conn.screen_video_input_track)):
-                self._tasks.append(loop.create_task(self._video_loop(source, getter), name=f"{self.name}-{source}"))
-        self._disable_unused_receivers()
+                self._spawn(source, self._video_loop(source, getter))
 
     def tracks_changed(self) -> None:
         """A remote track started or the pc was replaced: readers re-check their tracks."""
         self._tracks_changed.set()
-        if self._running:
-            self._disable_unused_receivers()
 
     async def stop_readers(self) -> None:
-        """Stop reading media (idempotent)."""
+        """Stop reading media (idempotent); the receivers read so far stop decoding."""
         self._running = False
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for task, result in zip(tasks, results, strict=True):
+                if isinstance(result, Exception):  # _supervise handles failures: this is a bug
+                    self._log().error("input_reader_failed_on_stop", reader=task.get_name(), error=_describe(result))
+        for receiver in self._reading.values():
+            close_receiver(receiver)
+        if self.audio_dropped != self._dropped_reported:
+            self._dropped_reported = self.audio_dropped
+            self._log().info("input_audio_dropped_total", chunks=self.audio_dropped)
 
     async def push_app_message(self, message: Any) -> None:
         """An app message from the client, as a frame."""
@@ -267,7 +283,28 @@ class SmallWebRTCInputTransport(FrameProcessor):
         """The client asked the bot to leave (RTVI ``disconnect-bot``): end gracefully."""
         await self.push_frame(EndFrame(reason="client asked the bot to disconnect"), UPSTREAM)
 
-    # ------------------------------------------------------------ audio
+    # ------------------------------------------------------------ reader tasks
+
+    def _log(self) -> Any:
+        return log.bind(pc_id=self._transport.connection.pc_id)
+
+    def _spawn(self, reader: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._supervise(reader, coro), name=f"{self.name}-{reader}")
+        self._tasks.append(task)
+
+    async def _supervise(self, reader: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Run one reader; its failure is logged and ends the session (a fatal ``ErrorFrame``)."""
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._log().error("input_reader_failed", reader=reader, error=_describe(exc), exc_info=exc)
+            if self._failed_reader is not None:
+                return  # the session is already ending
+            self._failed_reader = reader
+            error = ErrorFrame(error=f"{reader} input failed: {_describe(exc)}", processor=self.name, exception=exc)
+            await self.process_frame(error, UPSTREAM)  # as any upstream error here: the client hears of it too
 
     async def _next_track(self, getter: Callable[[], MediaStreamTrack | None], old: MediaStreamTrack | None) -> Any:
         """The current live track from ``getter`` that is not the (ended) ``old`` one."""
@@ -278,6 +315,18 @@ class SmallWebRTCInputTransport(FrameProcessor):
                 return track
             await self._tracks_changed.wait()
 
+    def _attach(self, reader: str, track: MediaStreamTrack) -> RTCRtpReceiver | None:
+        """Note the receiver ``reader`` reads now; the one it read before stops decoding."""
+        receiver = receiver_of(self._transport.connection.pc, track)
+        old = self._reading.pop(reader, None)
+        if old is not None and old is not receiver:
+            close_receiver(old)
+        if receiver is not None:
+            self._reading[reader] = receiver
+        return receiver
+
+    # ------------------------------------------------------------ audio
+
     async def _audio_loop(self) -> None:
         """Pump: read decoded frames as they arrive, normalise, queue 20 ms chunks."""
         conn = self._transport.connection
@@ -285,14 +334,18 @@ class SmallWebRTCInputTransport(FrameProcessor):
         vad = self._params.vad_analyzer
         if vad is not None and hasattr(vad, "set_sample_rate"):
             vad.set_sample_rate(self.sample_rate)
-        pending: deque[bytes] = deque(maxlen=MAX_PENDING_CHUNKS)
+        pending: deque[bytes] = deque()
         ready = asyncio.Event()
-        consumer = asyncio.get_running_loop().create_task(self._audio_consumer(pending, ready))
+        self._spawn("audio-consumer", self._audio_consumer(pending, ready))
         track: MediaStreamTrack | None = None
         tuned: RTCRtpReceiver | None = None
 
         def deliver(frame: av.AudioFrame) -> None:
-            pending.extend(normalizer.push_frame(frame))
+            for chunk in normalizer.push_frame(frame):
+                if len(pending) >= MAX_PENDING_CHUNKS:
+                    pending.popleft()
+                    self._count_dropped()
+                pending.append(chunk)
             ready.set()
 
         try:
@@ -303,8 +356,9 @@ class SmallWebRTCInputTransport(FrameProcessor):
                     normalizer.reset()
                     if tuned is not None:
                         tune_audio_receiver(tuned, None)
-                    tuned = self._tune(track, deliver)
-                    log.debug("audio_input_attached", track=track.id, pc_id=conn.pc_id)
+                    receiver = self._attach("audio", track)
+                    tuned = self._tune(track, receiver, deliver)
+                    self._log().debug("audio_input_attached", track=track.id)
                 try:
                     # Tuned receivers hand frames to ``deliver``: this only waits for the end.
                     frame = await track.recv()
@@ -315,50 +369,33 @@ class SmallWebRTCInputTransport(FrameProcessor):
         finally:
             if tuned is not None:
                 tune_audio_receiver(tuned, None)
-            consumer.cancel()
-            await asyncio.gather(consumer, return_exceptions=True)
+
+    def _count_dropped(self) -> None:
+        self.audio_dropped += 1
+        if self.audio_dropped == 1 or self.audio_dropped % MAX_PENDING_CHUNKS == 0:
+            self._log().warning("input_audio_dropped", chunks=self.audio_dropped, queue=MAX_PENDING_CHUNKS)
 
     async def _audio_consumer(self, pending: deque[bytes], ready: asyncio.Event) -> None:
-        """Push queued chunks; shed audio when a real-time sink downstream holds us back.
+        """Push queued chunks in order; nothing is dropped here.
 
-        Pushing is a direct ``await`` through the pipeline, so when audio goes straight to
-        the output track (an echo), the track's backpressure blocks us. Any transient (start
-        up, a network burst, a stalled event loop) then leaves a *standing* backlog that a
-        real-time source can never work off: latency would ratchet up for good. So when
-        most pushes of the last 0.5 s blocked, or pushes keep blocking while chunks wait,
-        a chunk is dropped, like CoDel dropping from a standing queue. (The output track
-        sheds the complementary case: a standing buffer behind writes that do not block.)
-        Pipelines whose processors queue their own work (STT) never block here, so they
-        never lose audio.
+        Pushing is a direct ``await`` through the pipeline, so an echo to the output track
+        waits on the track's backpressure. A backlog left by a transient (a stalled event loop,
+        a network burst) is worked off by the output track, which sends the frames it owes back
+        to back and sheds a standing queue of bot audio; only a queue that is really full
+        (``MAX_PENDING_CHUNKS``) loses input audio, and that is counted.
         """
-        streak = 0
-        recent: deque[bool] = deque(maxlen=SHED_WINDOW)
         while True:
             while not pending:
                 ready.clear()
                 await ready.wait()
-            chunk = pending.popleft()
-            standing = len(recent) == SHED_WINDOW and sum(recent) * 2 >= SHED_WINDOW
-            if standing or (pending and streak >= SHED_BACKLOG_BLOCKED):
-                streak = 0
-                recent.clear()
-                self.audio_shed += 1
-                continue
-            began = time.monotonic()
-            await self._audio_chunk(chunk)
-            was_blocked = time.monotonic() - began > BLOCKED_SECS
-            recent.append(was_blocked)
-            streak = streak + 1 if was_blocked else 0
+            await self._audio_chunk(pending.popleft())
 
-    def _tune(self, track: MediaStreamTrack, sink: AudioSink) -> RTCRtpReceiver | None:
+    def _tune(self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None, sink: AudioSink) -> RTCRtpReceiver | None:
         """Low-latency buffer (decoding into ``sink``) for ``track``'s receiver; the receiver."""
-        if not self.low_latency_audio:
-            return None
-        receiver = receiver_of(self._transport.connection.pc, track)
-        if receiver is None:
+        if not self.low_latency_audio or receiver is None:
             return None
         if tune_audio_receiver(receiver, sink):
-            log.debug("audio_jitter_buffer_tuned", track=track.id)
+            self._log().debug("audio_jitter_buffer_tuned", track=track.id)
         return receiver
 
     async def _audio_chunk(self, pcm: bytes) -> None:
@@ -392,24 +429,23 @@ class SmallWebRTCInputTransport(FrameProcessor):
     async def _video_loop(self, source: str, getter: Callable[[], MediaStreamTrack | None]) -> None:
         latest: list[av.VideoFrame] = []
         fresh = asyncio.Event()
-        consumer = asyncio.get_running_loop().create_task(self._video_consumer(source, latest, fresh))
-        try:
-            track: MediaStreamTrack | None = None
-            while True:
-                track = await self._next_track(getter, track)
-                try:
-                    frame = await track.recv()
-                except MediaStreamError:
-                    continue
-                if not isinstance(frame, av.VideoFrame):
-                    continue
-                if latest:
-                    self.video_dropped += 1
-                latest[:] = [frame]  # keep only the newest
-                fresh.set()
-        finally:
-            consumer.cancel()
-            await asyncio.gather(consumer, return_exceptions=True)
+        self._spawn(f"{source}-consumer", self._video_consumer(source, latest, fresh))
+        track: MediaStreamTrack | None = None
+        while True:
+            current = await self._next_track(getter, track)
+            if current is not track:
+                track = current
+                self._attach(source, track)
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                continue
+            if not isinstance(frame, av.VideoFrame):
+                continue
+            if latest:
+                self.video_dropped += 1
+            latest[:] = [frame]  # keep only the newest
+            fresh.set()
 
     async def _video_consumer(self, source: str, latest: list[av.VideoFrame], fresh: asyncio.Event) -> None:
         interval = 1.0 / self._params.video_in_framerate
@@ -432,17 +468,9 @@ class SmallWebRTCInputTransport(FrameProcessor):
             )
             await self.push_frame(out, DOWNSTREAM)
 
-    # ------------------------------------------------------------ receivers we do not read
 
-    def _disable_unused_receivers(self) -> None:
-        """Stop aiortc decoding media nobody reads (its track queue would grow without bound)."""
-        pc = self._transport.connection.pc
-        if pc is None:
-            return
-        for index, transceiver in enumerate(pc.getTransceivers()):
-            wanted = self._params.audio_in_enabled if transceiver.kind == "audio" else self._params.video_in_enabled
-            if index <= 2 and not wanted:
-                transceiver.receiver._enabled = False
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 __all__ = ["LowLatencyAudioJitterBuffer", "SmallWebRTCInputTransport", "receiver_of", "tune_audio_receiver"]

@@ -1,9 +1,9 @@
 """Outbound media tracks: bot audio and bot video handed to aiortc's RTP senders.
 
 aiortc's ``RTCRtpSender`` pulls frames by awaiting ``track.recv()`` in a loop, so the track
-decides the pace. Both tracks pace against ``time.monotonic()`` from their first ``recv()``
-with an absolute schedule (frame *n* is due at ``t0 + n * period``), so timestamps never
-drift from the clock.
+decides the pace. Both tracks pace against their ``clock`` (``time.monotonic`` unless a test
+injects one, sleeping through its ``sleep``) from their first ``recv()`` with an absolute
+schedule (frame *n* is due at ``t0 + n * period``), so timestamps never drift from the clock.
 
 :class:`AudioOutputTrack` holds at most ``max_buffer_ms`` of audio: :meth:`~AudioOutputTrack.write`
 waits for room (backpressure by ``await``), so an interruption only has that little to
@@ -24,6 +24,7 @@ import asyncio
 import fractions
 import math
 import time
+from collections.abc import Awaitable, Callable
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -45,6 +46,14 @@ PHASE_MARGIN = 0.004
 PHASE_WINDOW = 25
 #: ...and how long a send slot waits for a live writer's frame that is late, before silence.
 PHASE_GRACE = 0.008
+#: Takes in a row that find the writer's frame and leave nothing behind: the writer is on time again
+#: and the silence debt (see ``AudioOutputTrack._repay_debt``) is forgotten.
+DEBT_FORGET_TAKES = 5
+
+#: Reads the time in seconds (monotonic).
+Clock = Callable[[], float]
+#: Waits that many seconds of the clock's time.
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class AudioOutputTrack(MediaStreamTrack):
@@ -82,8 +91,12 @@ class AudioOutputTrack(MediaStreamTrack):
         auto_silence: bool = True,
         max_lag: float = 0.5,
         consumer_timeout: float = 0.5,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         super().__init__()
+        self._clock = clock
+        self._sleep = sleep
         if sample_rate * frame_ms % 1000:
             raise ValueError(f"{frame_ms} ms is not a whole number of samples at {sample_rate} Hz")
         self.sample_rate = sample_rate
@@ -102,7 +115,7 @@ class AudioOutputTrack(MediaStreamTrack):
         self._generation = 0
         self._t0: float | None = None
         self._index = 0
-        self._created = time.monotonic()
+        self._created = clock()
         self._last_recv: float | None = None
         self.last_audio_at: float | None = None
         """Monotonic time the last frame carrying written audio was handed to the sender."""
@@ -117,6 +130,11 @@ class AudioOutputTrack(MediaStreamTrack):
         self._opus: AudioCodecContext | None = None
         self._encode_opus = False
         self._ready_at: float | None = None  # when the buffer last came to hold a full frame
+        self._last_write_waited = True
+        self._debt = 0  # silence frames sent while a real-time writer was late
+        self._clean_takes = 0
+        self._took_silence = False
+        self._repaid = False
         self._last_write: float | None = None
         self._phase_frames = 0
         self._phase_min = math.inf
@@ -182,7 +200,7 @@ class AudioOutputTrack(MediaStreamTrack):
         if self.readyState != "live":
             return False
         last = self._last_recv if self._last_recv is not None else self._created
-        return time.monotonic() - last < self.consumer_timeout
+        return self._clock() - last < self.consumer_timeout
 
     async def write(self, pcm: bytes) -> bool:
         """Queue mono s16 ``pcm``, waiting for room; False when (part of) it was dropped."""
@@ -193,8 +211,8 @@ class AudioOutputTrack(MediaStreamTrack):
         for start in range(0, len(view), self.frame_bytes):
             piece = view[start : start + self.frame_bytes]
             self._window_writes += 1
-            if len(self._buffer) + len(piece) > self.max_buffer_bytes:
-                self._window_waits += 1
+            waits = len(self._buffer) + len(piece) > self.max_buffer_bytes
+            self._window_waits += waits
             while len(self._buffer) + len(piece) > self.max_buffer_bytes:
                 if not self.has_consumer() or not await self._wait_room(generation):
                     self.bytes_dropped += len(view) - start
@@ -203,8 +221,9 @@ class AudioOutputTrack(MediaStreamTrack):
                 self.bytes_dropped += len(view) - start
                 return False
             self._buffer += piece
-            now = time.monotonic()
+            now = self._clock()
             self._last_write = now
+            self._last_write_waited = waits
             if self._ready_at is None and len(self._buffer) >= self.frame_bytes:
                 self._ready_at = now
             self._data.set()
@@ -221,9 +240,9 @@ class AudioOutputTrack(MediaStreamTrack):
 
     async def wait_drained(self, limit_secs: float) -> bool:
         """Wait (at most ``limit_secs``) until every buffered byte was sent; True when drained."""
-        deadline = time.monotonic() + limit_secs
+        deadline = self._clock() + limit_secs
         while self._buffer and self.has_consumer():
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if remaining <= 0:
                 return False
             self._room.clear()
@@ -260,12 +279,12 @@ class AudioOutputTrack(MediaStreamTrack):
         """
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
+        now = self._clock()
         if self._t0 is None:
             self._t0 = now
         if not self._buffer and not self.auto_silence:
             while not self._buffer:
-                self._last_recv = time.monotonic()
+                self._last_recv = self._clock()
                 self._data.clear()
                 try:
                     await asyncio.wait_for(self._data.wait(), timeout=self.consumer_timeout / 2)
@@ -273,22 +292,24 @@ class AudioOutputTrack(MediaStreamTrack):
                     pass
                 if self.readyState != "live":
                     raise MediaStreamError
-            self._skip_to(time.monotonic())  # resume after a pause: no burst
+            self._skip_to(self._clock())  # resume after a pause: no burst
         else:
             due = self._t0 + self._index * self._period
             if now - due > self.max_lag:
                 self._skip_to(now)
         due = self._t0 + self._index * self._period
-        delay = due - time.monotonic()
+        delay = due - self._clock()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
         if self.readyState != "live":
             raise MediaStreamError
         if self.phase_lock and self.auto_silence:
             await self._wait_late_frame(due)
-        self._last_recv = time.monotonic()
+        self._last_recv = self._clock()
         self._note_phase(due)
+        behind = self._clock() - due >= self._period
         frame = self._make_frame()
+        self._repay_debt(behind)
         self._shed_standing_audio()
         self._after_take()
         self._index += 1
@@ -303,13 +324,13 @@ class AudioOutputTrack(MediaStreamTrack):
 
     async def _wait_late_frame(self, due: float) -> None:
         """No full frame at its slot but the writer is live: wait (briefly) for it."""
-        now = time.monotonic()
+        now = self._clock()
         last = self._last_write
         if len(self._buffer) >= self.frame_bytes or last is None or now - last > 2 * self._period:
             return
         deadline = due + PHASE_GRACE
         while len(self._buffer) < self.frame_bytes and self.readyState == "live":
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if remaining <= 0:
                 return
             self._data.clear()
@@ -317,7 +338,7 @@ class AudioOutputTrack(MediaStreamTrack):
                 await asyncio.wait_for(self._data.wait(), timeout=remaining)
             except TimeoutError:
                 return
-        late = time.monotonic() - due
+        late = self._clock() - due
         if late > 0 and self._t0 is not None:
             self._t0 += late  # follow the writer: later slots from now on
             self.phase_shift_secs += late
@@ -349,9 +370,48 @@ class AudioOutputTrack(MediaStreamTrack):
         self._phase_min = math.inf
         self._phase_valid = True
 
+    def _repay_debt(self, behind: bool) -> None:
+        """Drop a frame of a backlog that stands behind silence this track sent while its writer was late.
+
+        A real-time writer (an echo of the mic) whose audio is held up (a stalled loop, a
+        network hiccup) leaves its send slots to silence; its delayed audio then arrives as a
+        burst and, played at real time, would stand as a queue behind the writer for good
+        (the writer blocks on this buffer, so that queue is upstream, out of sight of
+        ``_shed_standing_audio``). Each such silence frame is a debt: while a backlog shows (a
+        frame still buffered after a take), one frame of it is dropped per take until the debt
+        is paid. Silence counts when the writer wrote within ``max_lag`` and either the slot
+        was owed after a stall (``behind``) or its writes did not wait for room (a real-time
+        writer, not TTS). ``DEBT_FORGET_TAKES`` on-time takes, or a writer silent for longer
+        than ``max_lag``, forget the debt.
+        """
+        last = self._last_write
+        recent = last is not None and self._clock() - last <= self.max_lag
+        repaid, self._repaid = self._repaid, False
+        if self._took_silence:
+            if repaid:  # our own doing: the backlog is gone
+                self._debt = 0
+            elif recent and (behind or not self._last_write_waited):
+                self._debt = min(self._debt + 1, round(self.max_lag / self._period))
+            elif not recent:
+                self._debt = 0
+            self._clean_takes = 0
+            return
+        if len(self._buffer) >= self.frame_bytes:
+            self._clean_takes = 0
+            if self._debt > 0 and self._last_write_waited:  # the writer is blocked: the backlog is upstream
+                del self._buffer[: self.frame_bytes]
+                self._debt -= 1
+                self._repaid = True
+                self.frames_shed += 1
+            return
+        if not behind:
+            self._clean_takes += 1
+            if self._clean_takes >= DEBT_FORGET_TAKES:
+                self._debt = 0
+
     def _after_take(self) -> None:
         if len(self._buffer) >= self.frame_bytes:
-            self._ready_at = time.monotonic()
+            self._ready_at = self._clock()
             self._phase_valid = False  # a backlog, not a phase: nothing to learn this window
         else:
             self._ready_at = None
@@ -365,7 +425,7 @@ class AudioOutputTrack(MediaStreamTrack):
         one frame deep forever. If every take in ``STANDING_WINDOW`` left a frame behind
         and most writes did not have to wait, that frame is late audio: drop it.
         """
-        now = time.monotonic()
+        now = self._clock()
         level = len(self._buffer)
         if self._window_start is None:
             self._window_start, self._window_min = now, level
@@ -388,12 +448,13 @@ class AudioOutputTrack(MediaStreamTrack):
 
     def _make_frame(self) -> av.AudioFrame:
         size = self.frame_bytes
+        self._took_silence = not self._buffer
         if self._buffer:
             data = bytes(self._buffer[:size])
             del self._buffer[:size]
             if len(data) < size:
                 data += bytes(size - len(data))
-            self.last_audio_at = time.monotonic()
+            self.last_audio_at = self._clock()
         else:
             data = bytes(size)
         frame = av.AudioFrame(format="s16", layout="mono", samples=self.samples_per_frame)
@@ -413,8 +474,19 @@ class VideoOutputTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, width: int = 640, height: int = 480, framerate: int = 30, *, is_live: bool = False) -> None:
+    def __init__(
+        self,
+        width: int = 640,
+        height: int = 480,
+        framerate: int = 30,
+        *,
+        is_live: bool = False,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         super().__init__()
+        self._clock = clock
+        self._sleep = sleep
         self.width = width - width % 2
         self.height = height - height % 2
         self.framerate = framerate
@@ -449,7 +521,7 @@ class VideoOutputTrack(MediaStreamTrack):
         """Next picture, paced at ``framerate`` (live: waits for a new one)."""
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
+        now = self._clock()
         if self._t0 is None:
             self._t0 = now
         due = self._t0 + self._index * self._period
@@ -458,13 +530,13 @@ class VideoOutputTrack(MediaStreamTrack):
             due = self._t0 + self._index * self._period
         delay = due - now
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
         if self.is_live:
             while not self._fresh.is_set():
                 await self._fresh.wait()
             # the slot that is current now (not the next one: that would leave up to two periods
             # before the following frame may go, halving the rate when input is paced at it)
-            self._index = max(self._index, math.floor((time.monotonic() - self._t0) / self._period))
+            self._index = max(self._index, math.floor((self._clock() - self._t0) / self._period))
         self._fresh.clear()
         if self.readyState != "live":
             raise MediaStreamError
