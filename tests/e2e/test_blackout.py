@@ -42,7 +42,9 @@ def test_a_40_s_blackout_ends_the_session_cleanly() -> None:
     report = run_in_namespace(["python", "--blackout", "40", "--flow", "start"], timeout=140)
     events = report["server_events"]
     assert events[0] == "suspended" and "resumed" not in events, events
-    assert events.index("disconnected") < events.index("closed") < events.index("bot_finished"), events
+    # The window's end fires `disconnected` (echo.yaml ends its pipeline on it) and closes the pc;
+    # the pc close and the pipeline's graceful end run concurrently, so only `disconnected` is first.
+    assert events.index("disconnected") < min(events.index("closed"), events.index("bot_finished")), events
     assert report["server_sessions"] == [report["before"]["session_id"]], report  # no second bot
     assert report["server_counts"]["sessions"] == 0, report
     assert report["client_state"] == "error", report
