@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from aiortc import RTCSessionDescription
 
+from runner.limits import DEFAULT_LIMITS
 from runner.webrtc import IceServer, InvalidCandidateError, SignalingError, SmallWebRTCConnection
 from runner.webrtc.codecs import UnknownCodecError, normalize_codec_name, supported_codecs, validate_codecs
-from runner.webrtc.datachannel import MAX_QUEUED_MESSAGES, DataChannelLink
+from runner.webrtc.datachannel import DataChannelLink
 from runner.webrtc.ice import normalize_ice_servers, parse_candidate, rewrite_host_candidates
 from tests.support.peer import TestPeer, ToneTrack
 
@@ -139,14 +140,16 @@ def test_datachannel_queue_and_dispatch() -> None:
         on_message=got["msg"].append,
         logger=lambda: __import__("structlog").get_logger("test"),
     )
-    for i in range(MAX_QUEUED_MESSAGES + 5):
+    queued = DEFAULT_LIMITS.max_outgoing_queue
+    for i in range(queued + 5):
         link.send_json({"n": i})
     channel = FakeChannel()
     link.adopt(channel)  # type: ignore[arg-type]
     assert channel.sent == []
     channel.readyState = "open"
     channel.handlers["open"]()
-    assert [json.loads(t)["n"] for t in channel.sent] == list(range(MAX_QUEUED_MESSAGES))
+    assert [json.loads(t)["n"] for t in channel.sent] == list(range(queued))
+    assert link.junk.counts == {"outgoing_queue_full": 5}
     assert link.send_json({"set": {1}}) is False  # not JSON-encodable: warning, no exception
     for text in ("ping: 1795235330336", "not json", "[1,2]", '{"type":"signalling","message":{"type":"nope"}}'):
         link.handle_text(text)
