@@ -16,6 +16,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any, Final
 
 from aiortc import RTCDataChannel
@@ -23,6 +24,7 @@ from aiortc import RTCDataChannel
 from runner.limits import DEFAULT_LIMITS, JsonLimitError, Limits, loads_bounded
 from runner.webrtc.junk import JunkCounter, JunkKind
 from runner.webrtc.ratelimit import TokenBucket
+from runner.webrtc.sctp_guard import guard_receive, missing_private_names
 
 SIGNALLING_RENEGOTIATE: dict[str, Any] = {"type": "signalling", "message": {"type": "renegotiate"}}
 SIGNALLING_PEER_LEFT: dict[str, Any] = {"type": "signalling", "message": {"type": "peerLeft"}}
@@ -80,6 +82,8 @@ class DataChannelLink:
         """Use ``channel`` from now on (the last one opened wins, whatever its label)."""
         self._channel = channel
         self._log().debug("data_channel_adopted", label=channel.label, state=channel.readyState)
+        if not guard_receive(channel.transport, self._on_frame_failure):
+            self._log().warning("sctp_receive_unguarded", missing=missing_private_names(), aiortc=_aiortc_version())
 
         # These run inside aiortc's SCTP/DTLS tasks: an exception escaping them would end the
         # peer connection. handle_text and flush never raise.
@@ -224,9 +228,19 @@ class DataChannelLink:
                     return TRACK_STATUS
         return self._junk(JunkKind.BAD_SIGNALLING, text=text[:PREVIEW_CHARS])
 
+    def _on_frame_failure(self, exc: Exception) -> None:
+        self.junk.record(JunkKind.BAD_FRAME, error=f"{type(exc).__name__}: {str(exc)[:PREVIEW_CHARS]}")
+
     def _junk(self, kind: JunkKind, **details: Any) -> str:
         self.junk.record(kind, **details)
         return kind
+
+
+def _aiortc_version() -> str:
+    try:
+        return metadata.version("aiortc")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _utf8_size(data: str | bytes, limit: int) -> int:

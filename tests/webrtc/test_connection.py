@@ -114,8 +114,14 @@ def test_rewrite_host_candidates() -> None:
     assert out[2].endswith("typ srflx raddr 10.0.0.5 rport 40000")
 
 
+class FakeSctp:
+    async def _data_channel_receive(self, stream_id: int, pp_id: int, data: bytes) -> None:
+        pass
+
+
 class FakeChannel:
     def __init__(self) -> None:
+        self.transport = FakeSctp()
         self.readyState = "connecting"
         self.label = "chat"
         self.sent: list[str] = []

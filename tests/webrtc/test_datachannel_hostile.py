@@ -1,0 +1,258 @@
+"""Hostile data-channel clients against the real server, with real aiortc peers on loopback.
+
+After every bad frame the same session must still answer: its echo comes back, a
+``client-message`` gets its ``server-response``, ``client-ready`` gets ``bot-ready`` and its
+pings keep it alive (the server runs with a keepalive timeout). Each kind of junk is warned
+once and summed up with its count when the session closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+import structlog
+from aiortc import rtcsctptransport
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runner.limits import Limits
+from runner.webrtc import SmallWebRTCConnection
+from runner.webrtc.junk import JunkKind
+from tests.support.peer import TestPeer, ToneTrack
+from tests.support.server import RunningServer, StartServer
+from tests.webrtc.hostile import frames, nested
+from tests.webrtc.test_connection import LOOPBACK, pair, until
+
+pytestmark = pytest.mark.timeout(60)
+
+KEEPALIVE_SECS = 3.0  # pings every 0.5 s: a session whose pings stopped counting would end
+
+
+async def send_raw(peer: TestPeer, ppid: int, payload: bytes) -> None:
+    """Put ``payload`` on the peer's channel with any PPID, bypassing aiortc's encoding and size check."""
+    channel = peer.channel
+    assert channel is not None
+    transport = channel.transport
+    channel._addBufferedAmount(len(payload))
+    transport._data_channel_queue.append((channel, ppid, payload))
+    await transport._data_channel_flush()
+
+
+async def ask(peer: TestPeer, within: float = 10.0) -> None:
+    """A client-message request that must get its server-response (retried while rate-limited)."""
+    token = uuid.uuid4().hex[:8]
+    async with asyncio.timeout(within):
+        while True:
+            rid = peer.send_rtvi("client-message", {"t": "ask", "d": token})
+            try:
+                resp = await peer.wait_rtvi("server-response", rid, within=1.0)
+            except TimeoutError:
+                continue  # dropped by the rate limit: the next one gets a token
+            assert resp["data"] == {"t": "ask", "d": {"echo": token}}
+            return
+
+
+async def ready(peer: TestPeer) -> None:
+    """client-ready must still get its bot-ready."""
+    rid = peer.send_client_ready()
+    await peer.wait_rtvi("bot-ready", rid)
+
+
+async def echo_flows(peer: TestPeer) -> None:
+    """More loud echo frames arrive than before."""
+    loud = sum(1 for level in peer.audio_levels if level > 300.0)
+    await peer.wait_audio(frames=loud + 10, min_level=300.0, within=10.0)
+
+
+def junk_log(logs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Kinds of the junk warnings in order, and the summary lines."""
+    warned = [e["kind"] for e in logs if e["event"] == "client_junk" and e["log_level"] == "warning"]
+    return warned, [e for e in logs if e["event"] == "client_junk_summary"]
+
+
+async def open_peer(server: RunningServer, **kwargs: Any) -> tuple[TestPeer, SmallWebRTCConnection]:
+    peer = TestPeer(server.url, **kwargs)
+    await peer.connect()
+    await peer.wait_open()
+    await ready(peer)
+    return peer, server.recorder.connections[-1]
+
+
+TEXT = rtcsctptransport.WEBRTC_STRING
+HOSTILE: list[tuple[str, Any]] = [
+    ("too_deep", nested(30_000)),  # RecursionError in json.loads used to end the session
+    ("not_json", "x" * (60 * 1024)),
+    ("binary_not_utf8", b"\xff\xfe\x00\x80junk"),
+    ("binary_not_utf8", (TEXT, b"\xff{\xfe")),  # a *text* frame that is not UTF-8: aiortc itself choked
+    ("too_large", (TEXT, b'{"a": "' + b"y" * (64 * 1024) + b'"}')),
+    ("unexpected_json", "[1, 2, 3]"),
+    ("bad_signalling", {"type": "signalling", "message": {"type": "trackStatus", "receiver_index": "0"}}),
+    ("bad_signalling", {"type": "signalling", "message": {"type": "trackStatus", "receiver_index": 10**9}}),
+    ("bad_signalling", {"type": "signalling", "message": ["peerLeft"]}),
+    ("bad_rtvi", {"label": "rtvi-ai", "type": ["client-ready"], "id": "x1"}),
+    ("bad_rtvi", {"label": "rtvi-ai", "type": "client-message", "id": {"a": 1}, "data": {"t": "q"}}),
+    ("bad_rtvi", {"label": "rtvi-ai", "type": "client-message", "id": "z" * 5000, "data": {"t": "q"}}),
+    ("unsupported_rtvi_type", {"label": "rtvi-ai", "type": "bogus", "id": "b1", "data": [[[]]]}),
+    (None, b'{"binary": "but JSON"}'),  # a binary frame of UTF-8 JSON is an ordinary app message
+    ("bad_rtvi", {"label": "rtvi-ai", "type": "send-text", "id": 5.5}),
+]
+
+
+async def test_each_hostile_frame_leaves_the_session_answering(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start_server(keepalive_timeout_secs=KEEPALIVE_SECS)
+    expected: Counter[str] = Counter()
+    with structlog.testing.capture_logs() as logs:
+        peer, conn = await open_peer(server, mic=ToneTrack(440), ping_interval=0.5)
+        try:
+            pc_id = conn.pc_id
+            await echo_flows(peer)
+            for step, (kind, frame) in enumerate(HOSTILE):
+                if isinstance(frame, tuple):
+                    await send_raw(peer, *frame)
+                else:
+                    peer.channel.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))  # type: ignore[union-attr]
+                if kind is not None:
+                    expected[kind] += 1
+                await ask(peer)  # ordered channel: the frame was handled before this was answered
+                assert conn.junk_counts == expected, f"after step {step} ({kind})"
+                if step % 4 == 0:
+                    await ready(peer)
+            await echo_flows(peer)
+            assert conn.pc_id == pc_id and not conn.closed
+            assert server.registry.counts()["sessions"] == 1
+            assert "closed" not in server.recorder.names() and "disconnected" not in server.recorder.names()
+            assert {"binary": "but JSON"} in [a[0] for n, a in server.recorder.events if n == "app-message"]
+            errors = [m for m in peer.messages if isinstance(m, dict) and m.get("type") == "error-response"]
+            assert {m.get("id") for m in errors} == {"x1", "b1"}  # usable ids get an answer, others none
+        finally:
+            await peer.close()
+        await server.recorder.wait_event("closed")
+    warned, summaries = junk_log(logs)
+    assert sorted(warned) == sorted(expected)  # exactly one warning per kind
+    assert len(summaries) == 1 and summaries[0]["counts"] == dict(expected) and summaries[0]["pc_id"] == pc_id
+    assert not [e for e in logs if e["log_level"] in ("error", "critical")]
+    assert not [r for r in caplog.records if "Traceback" in r.getMessage()]
+
+
+async def test_a_flood_is_bounded_counted_and_survived(start_server: StartServer) -> None:
+    limits = Limits(message_burst=300, messages_per_sec=50, max_inbox_messages=50)
+    gate = asyncio.Event()
+    flood, inbox = 2000, limits.max_inbox_messages
+
+    async def bot(connection: SmallWebRTCConnection, info: Any) -> None:
+        async def hold(_conn: SmallWebRTCConnection, message: Any) -> None:
+            if "flood" in message:
+                await gate.wait()  # the bot is busy: the inbox has to hold (and bound) the rest
+
+        connection.add_event_handler("app-message", hold)
+        await server.recorder.bot(connection, info)
+
+    server = await start_server(bot=bot, limits=limits)
+    peer, conn = await open_peer(server, ping_interval=0)
+    try:
+        threads = threading.active_count()
+        for i in range(flood):
+            peer.send({"flood": i, "pad": "p" * 200})
+        # one message is in the handler, `inbox` wait: every other one is dropped and counted
+        await until(lambda: sum(conn.junk_counts.values()) == flood - 1 - inbox, within=30.0)
+        counts = conn.junk_counts
+        assert set(counts) == {"rate_limited", "inbox_full"}
+        accepted = flood - counts["rate_limited"]
+        assert accepted >= limits.message_burst - 3  # the burst (less trackStatus x2, client-ready) got in
+        assert counts["inbox_full"] == accepted - 1 - inbox
+        assert threading.active_count() <= threads + 1  # no thread per message
+        gate.set()
+
+        def delivered() -> list[int]:
+            return [a[0]["flood"] for n, a in server.recorder.events if n == "app-message" and "flood" in a[0]]
+
+        await until(lambda: len(delivered()) == 1 + inbox)
+        got = delivered()
+        assert got[:inbox] == list(range(inbox)) and got == sorted(set(got))  # oldest kept, in order
+        await ask(peer)
+        await ready(peer)
+        await asyncio.sleep(0.1)
+        assert len(delivered()) == 1 + inbox and not conn.closed
+        assert conn.junk_counts["inbox_full"] == counts["inbox_full"]
+    finally:
+        await peer.close()
+
+
+async def test_inbox_before_connect_is_bounded_and_replayed_in_order() -> None:
+    conn = SmallWebRTCConnection([], host_addresses=LOOPBACK, limits=Limits(max_inbox_messages=20))
+    seen: list[Any] = []
+    conn.add_event_handler("app-message", lambda _c, m: seen.append(m["n"]))
+    peer = await pair(conn, ping_interval=0)
+    try:
+        await peer.wait_open()
+        for n in range(45):
+            peer.send({"n": n})
+        await until(lambda: conn.junk_counts.get("inbox_full") == 25)
+        assert seen == []  # the pipeline is not ready yet
+        await conn.connect()
+        assert seen == list(range(20))
+        peer.send({"n": "after"})
+        await until(lambda: seen[-1] == "after")
+    finally:
+        await peer.close()
+        await conn.close()
+
+
+async def test_peer_left_arrives_before_the_close_even_behind_40_messages() -> None:
+    conn = SmallWebRTCConnection([], host_addresses=LOOPBACK)
+    peer = await pair(conn, ping_interval=0)
+    try:
+        await conn.connect()
+        await peer.wait_open()
+        assert peer.pc is not None
+        client_pc = peer.pc
+
+        @client_pc.on("connectionstatechange")
+        def _state() -> None:
+            peer.messages.append(("client_pc", client_pc.connectionState))
+
+        for n in range(40):
+            assert conn.send_app_message({"n": n, "pad": "q" * 8000})  # far over SCTP's first window
+        await conn.disconnect()
+        await until(lambda: ("client_pc", "closed") in peer.messages, within=10.0)
+        arrived = [m for m in peer.messages if isinstance(m, dict)]
+        assert [m.get("n") for m in arrived[:40]] == list(range(40))
+        assert arrived[40:] == [{"type": "signalling", "message": {"type": "peerLeft"}}]
+        left = peer.messages.index(arrived[40])
+        assert left < peer.messages.index(("client_pc", "closed"))
+    finally:
+        await peer.close()
+        await conn.close()
+
+
+async def test_generated_frames_over_a_real_channel_never_end_the_session(server: RunningServer) -> None:
+    peer, conn = await open_peer(server, ping_interval=0)
+    loop = asyncio.get_running_loop()
+    sent: list[int] = []
+
+    async def round_trip(batch: list[str | bytes]) -> None:
+        for frame in batch:
+            peer.channel.send(frame)  # type: ignore[union-attr]
+        sent.append(len(batch))
+        await ask(peer)
+
+    @settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(frames, min_size=1, max_size=4))
+    def check(batch: list[str | bytes]) -> None:
+        asyncio.run_coroutine_threadsafe(round_trip(batch), loop).result(timeout=30)
+
+    try:
+        await asyncio.to_thread(check)  # hypothesis drives from a thread; the peer lives on this loop
+        await ready(peer)
+        assert len(sent) >= 12 and not conn.closed and server.registry.counts()["sessions"] == 1
+        assert JunkKind.DISPATCH_FAILED not in conn.junk_counts and "bad_frame" not in conn.junk_counts
+    finally:
+        await peer.close()
