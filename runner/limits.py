@@ -68,6 +68,8 @@ class Limits(BaseModel):
     """RTVI request ids remembered as answered (oldest forgotten first)."""
     max_request_id_chars: int = Field(default=128, ge=8, le=4096)
     """Longest RTVI request id accepted (client-js sends 8 characters); longer ones are junk."""
+    max_data_channels: int = Field(default=4, ge=1, le=1024)
+    """Data channels a client may open on one peer connection (the JS client opens one); more are closed."""
 
 
 DEFAULT_LIMITS = Limits()

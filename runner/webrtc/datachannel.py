@@ -67,6 +67,7 @@ class DataChannelLink:
         self.junk = junk if junk is not None else JunkCounter(logger)
         self._bucket = TokenBucket(limits.messages_per_sec, limits.message_burst, clock=clock)
         self._channel: RTCDataChannel | None = None
+        self._opened = 0  # channels adopted on the current peer connection
         self._queue: deque[str] = deque()
 
     @property
@@ -79,7 +80,15 @@ class DataChannelLink:
         return self._channel is not None and self._channel.readyState == "open"
 
     def adopt(self, channel: RTCDataChannel) -> None:
-        """Use ``channel`` from now on (the last one opened wins, whatever its label)."""
+        """Use ``channel`` from now on (the last one opened wins, whatever its label).
+
+        Beyond ``max_data_channels`` on one peer connection a new channel is closed instead.
+        """
+        if self._opened >= self.limits.max_data_channels:
+            self.junk.record(JunkKind.TOO_MANY_CHANNELS, limit=self.limits.max_data_channels)
+            channel.close()
+            return
+        self._opened += 1
         self._channel = channel
         self._log().debug("data_channel_adopted", label=channel.label, state=channel.readyState)
         if not guard_receive(channel.transport, self._on_frame_failure):
@@ -91,6 +100,8 @@ class DataChannelLink:
         def _on_message(data: str | bytes) -> None:
             if channel is self._channel:
                 self.handle_text(data)
+            else:
+                self.junk.record(JunkKind.STALE_CHANNEL, label=channel.label[:PREVIEW_CHARS])
 
         @channel.on("open")
         def _on_open() -> None:
@@ -103,10 +114,11 @@ class DataChannelLink:
     def detach(self) -> None:
         """Forget the current channel (its peer connection is going away)."""
         self._channel = None
+        self._opened = 0
 
     def clear(self) -> None:
         """Drop the current channel and every queued message."""
-        self._channel = None
+        self.detach()
         self._queue.clear()
 
     # -- outbound -------------------------------------------------------------------------------

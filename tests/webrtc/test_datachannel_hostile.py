@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import uuid
 from collections import Counter
@@ -31,7 +32,7 @@ from tests.webrtc.test_connection import LOOPBACK, pair, until
 
 pytestmark = pytest.mark.timeout(60)
 
-KEEPALIVE_SECS = 3.0  # pings every 0.5 s: a session whose pings stopped counting would end
+KEEPALIVE_SECS = 2.0  # pings every 0.3 s: a session whose pings stopped counting would end
 
 
 async def send_raw(peer: TestPeer, ppid: int, payload: bytes) -> None:
@@ -44,30 +45,40 @@ async def send_raw(peer: TestPeer, ppid: int, payload: bytes) -> None:
     await transport._data_channel_flush()
 
 
-async def ask(peer: TestPeer, within: float = 10.0) -> None:
-    """A client-message request that must get its server-response (retried while rate-limited)."""
-    token = uuid.uuid4().hex[:8]
+async def answered(peer: TestPeer, send: Any, answer_type: str, within: float = 10.0) -> dict[str, Any]:
+    """``send()`` (returning a request id) until ``answer_type`` comes back for it (retried while rate-limited)."""
     async with asyncio.timeout(within):
         while True:
-            rid = peer.send_rtvi("client-message", {"t": "ask", "d": token})
+            rid = send()
             try:
-                resp = await peer.wait_rtvi("server-response", rid, within=1.0)
+                return await peer.wait_rtvi(answer_type, rid, within=1.0)
             except TimeoutError:
-                continue  # dropped by the rate limit: the next one gets a token
-            assert resp["data"] == {"t": "ask", "d": {"echo": token}}
-            return
+                continue  # dropped by the rate limit: a later one gets a token
+
+
+async def ask(peer: TestPeer) -> None:
+    """A client-message request must get its server-response."""
+    token = uuid.uuid4().hex[:8]
+    resp = await answered(peer, lambda: peer.send_rtvi("client-message", {"t": "ask", "d": token}), "server-response")
+    assert resp["data"] == {"t": "ask", "d": {"echo": token}}
 
 
 async def ready(peer: TestPeer) -> None:
     """client-ready must still get its bot-ready."""
-    rid = peer.send_client_ready()
-    await peer.wait_rtvi("bot-ready", rid)
+    resp = await answered(peer, peer.send_client_ready, "bot-ready")
+    assert resp["data"]["version"] == "2.2.0"
 
 
 async def echo_flows(peer: TestPeer) -> None:
     """More loud echo frames arrive than before."""
     loud = sum(1 for level in peer.audio_levels if level > 300.0)
     await peer.wait_audio(frames=loud + 10, min_level=300.0, within=10.0)
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process (server and peers run in it)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def junk_log(logs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -110,7 +121,7 @@ async def test_each_hostile_frame_leaves_the_session_answering(
     server = await start_server(keepalive_timeout_secs=KEEPALIVE_SECS)
     expected: Counter[str] = Counter()
     with structlog.testing.capture_logs() as logs:
-        peer, conn = await open_peer(server, mic=ToneTrack(440), ping_interval=0.5)
+        peer, conn = await open_peer(server, mic=ToneTrack(440), ping_interval=0.3)
         try:
             pc_id = conn.pc_id
             await echo_flows(peer)
@@ -125,6 +136,8 @@ async def test_each_hostile_frame_leaves_the_session_answering(
                 assert conn.junk_counts == expected, f"after step {step} ({kind})"
                 if step % 4 == 0:
                     await ready(peer)
+            await asyncio.sleep(KEEPALIVE_SECS + 0.5)  # a whole keepalive window: its pings still count
+            await ask(peer)
             await echo_flows(peer)
             assert conn.pc_id == pc_id and not conn.closed
             assert server.registry.counts()["sessions"] == 1
@@ -158,7 +171,7 @@ async def test_a_flood_is_bounded_counted_and_survived(start_server: StartServer
     server = await start_server(bot=bot, limits=limits)
     peer, conn = await open_peer(server, ping_interval=0)
     try:
-        threads = threading.active_count()
+        threads, rss = threading.active_count(), rss_bytes()
         for i in range(flood):
             peer.send({"flood": i, "pad": "p" * 200})
         # one message is in the handler, `inbox` wait: every other one is dropped and counted
@@ -169,6 +182,7 @@ async def test_a_flood_is_bounded_counted_and_survived(start_server: StartServer
         assert accepted >= limits.message_burst - 3  # the burst (less trackStatus x2, client-ready) got in
         assert counts["inbox_full"] == accepted - 1 - inbox
         assert threading.active_count() <= threads + 1  # no thread per message
+        assert rss_bytes() - rss < 64 * 2**20  # coarse: nothing kept per message beyond the bounds
         gate.set()
 
         def delivered() -> list[int]:
@@ -182,6 +196,32 @@ async def test_a_flood_is_bounded_counted_and_survived(start_server: StartServer
         await asyncio.sleep(0.1)
         assert len(delivered()) == 1 + inbox and not conn.closed
         assert conn.junk_counts["inbox_full"] == counts["inbox_full"]
+    finally:
+        await peer.close()
+
+
+async def test_extra_data_channels_are_bounded_and_the_newest_is_used(start_server: StartServer) -> None:
+    server = await start_server(limits=Limits(max_data_channels=2))
+    peer, conn = await open_peer(server, ping_interval=0)
+    try:
+        assert peer.pc is not None and peer.channel is not None
+        old = peer.channel
+        second = peer.pc.createDataChannel("second")
+        third = peer.pc.createDataChannel("third")
+
+        @second.on("message")
+        def _on_message(data: str) -> None:
+            peer.messages.append(json.loads(data))
+            peer._new_message.set()
+
+        await until(lambda: second.readyState == "open" and third.readyState == "closed", within=10.0)
+        old.send('{"on": "the replaced channel"}')
+        await until(lambda: conn.junk_counts.get("stale_channel") == 1)
+        peer.channel = second  # the last channel opened is the one the server reads and writes
+        await ask(peer)
+        await ready(peer)
+        assert conn.junk_counts == {"too_many_channels": 1, "stale_channel": 1}
+        assert {"on": "the replaced channel"} not in [a[0] for n, a in server.recorder.events if n == "app-message"]
     finally:
         await peer.close()
 
@@ -244,9 +284,22 @@ async def test_generated_frames_over_a_real_channel_never_end_the_session(server
         sent.append(len(batch))
         await ask(peer)
 
+    def draw_while_loop_waits(data: st.DataObject) -> list[str | bytes]:
+        # hypothesis checks that nothing touches the global `random` while it draws; aiortc on
+        # the loop thread would, so the loop is parked for the few milliseconds of the draw
+        parked, release = threading.Event(), threading.Event()
+        loop.call_soon_threadsafe(lambda: (parked.set(), release.wait(10)))
+        parked.wait(10)
+        try:
+            batch: list[str | bytes] = data.draw(st.lists(frames, min_size=1, max_size=4))
+        finally:
+            release.set()
+        return batch
+
     @settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(st.lists(frames, min_size=1, max_size=4))
-    def check(batch: list[str | bytes]) -> None:
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        batch = draw_while_loop_waits(data)
         asyncio.run_coroutine_threadsafe(round_trip(batch), loop).result(timeout=30)
 
     try:
