@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from runner.limits import Limits
 from runner.webrtc import SmallWebRTCConnection
 from runner.webrtc.junk import JunkKind
+from runner.webrtc.rtvi import RtviSession
 from tests.support.peer import TestPeer, ToneTrack
 from tests.support.server import RunningServer, StartServer
 from tests.webrtc.hostile import frames, nested
@@ -309,3 +310,42 @@ async def test_generated_frames_over_a_real_channel_never_end_the_session(server
         assert JunkKind.DISPATCH_FAILED not in conn.junk_counts and "bad_frame" not in conn.junk_counts
     finally:
         await peer.close()
+
+
+async def test_failing_handlers_do_not_make_the_session_deaf(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = SmallWebRTCConnection([], host_addresses=LOOPBACK)
+    seen: list[Any] = []
+
+    def app_handler(_conn: SmallWebRTCConnection, message: dict[str, Any]) -> None:
+        if message.get("boom"):
+            raise ValueError("the bot's own handler failed")
+        if "n" in message:
+            seen.append(message["n"])
+
+    conn.add_event_handler("app-message", app_handler)
+    original = RtviSession.handle
+
+    async def flaky_handle(self: RtviSession, message: dict[str, Any]) -> None:
+        if message.get("id") == "explode":
+            raise RuntimeError("a bug in RTVI handling")
+        await original(self, message)
+
+    monkeypatch.setattr(RtviSession, "handle", flaky_handle)
+    peer = await pair(conn, ping_interval=0)
+    try:
+        await conn.connect()
+        await peer.wait_open()
+        with structlog.testing.capture_logs() as logs:
+            for n in range(3):
+                peer.send({"boom": True})
+                peer.send_rtvi("client-ready", msg_id="explode")
+                peer.send({"n": n})
+            await until(lambda: seen == [0, 1, 2])
+            await ready(peer)  # the inbox task is still running and RTVI still answers
+        assert conn.junk_counts == {"dispatch_failed": 3}
+        failed = [e for e in logs if e["event"] == "client_junk"]
+        assert len(failed) == 1 and failed[0]["log_level"] == "error" and "a bug in RTVI" in failed[0]["error"]
+        assert [e["event"] for e in logs if e["log_level"] == "error"].count("event_handler_failed") == 3
+    finally:
+        await peer.close()
+        await conn.close()
