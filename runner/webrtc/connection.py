@@ -284,7 +284,9 @@ class SmallWebRTCConnection(EventEmitter):
         if self._closing:
             return
         if self._link.send_json(SIGNALLING_PEER_LEFT):
-            await self._link.drain(PEER_LEFT_DRAIN_SECS)  # on the wire before DTLS closes
+            # on the wire before DTLS closes; a pc still connecting may yet open the channel
+            pending = not self._pc_connected or self._link.channel is not None
+            await self._link.drain(PEER_LEFT_DRAIN_SECS, wait_for_open=pending and self._pc is not None)
         await self.close()
 
     async def close(self) -> None:

@@ -69,6 +69,8 @@ class DataChannelLink:
         self._channel: RTCDataChannel | None = None
         self._opened = 0  # channels adopted on the current peer connection
         self._queue: deque[str] = deque()
+        self._cleared = False
+        self._progress = asyncio.Event()  # set on anything that may end a drain()
 
     @property
     def channel(self) -> RTCDataChannel | None:
@@ -107,19 +109,31 @@ class DataChannelLink:
         def _on_open() -> None:
             if channel is self._channel:
                 self.flush()
+            self._progress.set()
+
+        @channel.on("bufferedamountlow")
+        def _on_buffered_low() -> None:
+            self._progress.set()
+
+        @channel.on("close")
+        def _on_close() -> None:
+            self._progress.set()
 
         if channel.readyState == "open":
             self.flush()
+        self._progress.set()
 
     def detach(self) -> None:
         """Forget the current channel (its peer connection is going away)."""
         self._channel = None
         self._opened = 0
+        self._progress.set()
 
     def clear(self) -> None:
-        """Drop the current channel and every queued message."""
+        """Drop the current channel and every queued message; a pending :meth:`drain` gives up."""
         self.detach()
         self._queue.clear()
+        self._cleared = True
 
     # -- outbound -------------------------------------------------------------------------------
 
@@ -157,35 +171,31 @@ class DataChannelLink:
             self._log().warning("data_channel_send_failed", error=f"{type(exc).__name__}: {exc}")
             return False
 
-    async def drain(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bound on a best-effort wait
-        """Wait (at most ``timeout`` s) until aiortc has handed everything we sent to SCTP.
+    async def drain(self, timeout: float, *, wait_for_open: bool = False) -> bool:  # noqa: ASYNC109 - a bound
+        """Wait (at most ``timeout`` s) until everything we sent or queued is handed to SCTP.
 
         Uses the channel's public ``bufferedAmount`` and its ``bufferedamountlow`` event (fired
-        when the amount falls to ``bufferedAmountLowThreshold``, 0 by default). False when the
-        channel is not open, closes meanwhile, or the time runs out.
+        when the amount falls to ``bufferedAmountLowThreshold``, 0 by default). With
+        ``wait_for_open`` a channel that is not there or not open yet is waited for, so the
+        queued messages go out first. False when that is not possible (no channel, it closed,
+        the link was cleared) or the time ran out.
         """
-        channel = self._channel
-        if channel is None or channel.readyState != "open":
-            return False
-        if channel.bufferedAmount <= channel.bufferedAmountLowThreshold:
-            return True
-        drained = asyncio.Event()
-
-        def _settled() -> None:
-            drained.set()
-
-        channel.on("bufferedamountlow", _settled)
-        channel.on("close", _settled)
         try:
             async with asyncio.timeout(timeout):
-                await drained.wait()
+                while True:
+                    channel = self._channel
+                    if channel is not None and channel.readyState == "open":
+                        if not self._queue and channel.bufferedAmount <= channel.bufferedAmountLowThreshold:
+                            return True
+                    elif self._cleared or not wait_for_open or (channel is not None and channel.readyState == "closed"):
+                        return False
+                    self._progress.clear()
+                    await self._progress.wait()
         except TimeoutError:
-            self._log().info("data_channel_drain_timeout", buffered=channel.bufferedAmount, timeout_secs=timeout)
+            buffered = self._channel.bufferedAmount if self._channel is not None else None
+            queued = len(self._queue)
+            self._log().info("data_channel_drain_timeout", buffered=buffered, queued=queued, timeout_secs=timeout)
             return False
-        finally:
-            channel.remove_listener("bufferedamountlow", _settled)
-            channel.remove_listener("close", _settled)
-        return channel.readyState == "open" and channel.bufferedAmount <= channel.bufferedAmountLowThreshold
 
     # -- inbound --------------------------------------------------------------------------------
 
