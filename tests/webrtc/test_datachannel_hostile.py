@@ -14,6 +14,7 @@ import os
 import threading
 import uuid
 from collections import Counter
+from importlib import metadata
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from runner.limits import Limits
 from runner.webrtc import SmallWebRTCConnection
 from runner.webrtc.junk import JunkKind
 from runner.webrtc.rtvi import RtviSession
+from runner.webrtc.sctp_guard import guard_receive, missing_private_names
 from tests.support.peer import TestPeer, ToneTrack
 from tests.support.server import RunningServer, StartServer
 from tests.webrtc.hostile import frames, nested
@@ -170,35 +172,41 @@ async def test_a_flood_is_bounded_counted_and_survived(start_server: StartServer
         await server.recorder.bot(connection, info)
 
     server = await start_server(bot=bot, limits=limits)
-    peer, conn = await open_peer(server, ping_interval=0)
-    try:
-        threads, rss = threading.active_count(), rss_bytes()
-        for i in range(flood):
-            peer.send({"flood": i, "pad": "p" * 200})
-        # one message is in the handler, `inbox` wait: every other one is dropped and counted
-        await until(lambda: sum(conn.junk_counts.values()) == flood - 1 - inbox, within=30.0)
-        counts = conn.junk_counts
-        assert set(counts) == {"rate_limited", "inbox_full"}
-        accepted = flood - counts["rate_limited"]
-        assert accepted >= limits.message_burst - 3  # the burst (less trackStatus x2, client-ready) got in
-        assert counts["inbox_full"] == accepted - 1 - inbox
-        assert threading.active_count() <= threads + 1  # no thread per message
-        assert rss_bytes() - rss < 64 * 2**20  # coarse: nothing kept per message beyond the bounds
-        gate.set()
+    with structlog.testing.capture_logs() as logs:
+        peer, conn = await open_peer(server, ping_interval=0)
+        try:
+            threads, rss = threading.active_count(), rss_bytes()
+            for i in range(flood):
+                peer.send({"flood": i, "pad": "p" * 200})
+            # one message is in the handler, `inbox` wait: every other one is dropped and counted
+            await until(lambda: sum(conn.junk_counts.values()) == flood - 1 - inbox, within=30.0)
+            counts = conn.junk_counts
+            assert set(counts) == {"rate_limited", "inbox_full"}
+            accepted = flood - counts["rate_limited"]
+            assert accepted >= limits.message_burst - 3  # the burst (less trackStatus x2, client-ready) got in
+            assert counts["inbox_full"] == accepted - 1 - inbox
+            assert threading.active_count() <= threads + 1  # no thread per message
+            assert rss_bytes() - rss < 64 * 2**20  # coarse: nothing kept per message beyond the bounds
+            gate.set()
 
-        def delivered() -> list[int]:
-            return [a[0]["flood"] for n, a in server.recorder.events if n == "app-message" and "flood" in a[0]]
+            def delivered() -> list[int]:
+                return [a[0]["flood"] for n, a in server.recorder.events if n == "app-message" and "flood" in a[0]]
 
-        await until(lambda: len(delivered()) == 1 + inbox)
-        got = delivered()
-        assert got[:inbox] == list(range(inbox)) and got == sorted(set(got))  # oldest kept, in order
-        await ask(peer)
-        await ready(peer)
-        await asyncio.sleep(0.1)
-        assert len(delivered()) == 1 + inbox and not conn.closed
-        assert conn.junk_counts["inbox_full"] == counts["inbox_full"]
-    finally:
-        await peer.close()
+            await until(lambda: len(delivered()) == 1 + inbox)
+            got = delivered()
+            assert got[:inbox] == list(range(inbox)) and got == sorted(set(got))  # oldest kept, in order
+            await ask(peer)
+            await ready(peer)
+            await asyncio.sleep(0.1)
+            assert len(delivered()) == 1 + inbox and not conn.closed
+            assert conn.junk_counts["inbox_full"] == counts["inbox_full"]
+            final = conn.junk_counts
+        finally:
+            await peer.close()
+        await server.recorder.wait_event("closed")
+    warned, summaries = junk_log(logs)
+    assert sorted(warned) == ["inbox_full", "rate_limited"]  # 1,949 drops, two warnings
+    assert [s["counts"] for s in summaries] == [final]
 
 
 async def test_extra_data_channels_are_bounded_and_the_newest_is_used(start_server: StartServer) -> None:
@@ -310,6 +318,15 @@ async def test_generated_frames_over_a_real_channel_never_end_the_session(server
         assert JunkKind.DISPATCH_FAILED not in conn.junk_counts and "bad_frame" not in conn.junk_counts
     finally:
         await peer.close()
+
+
+def test_the_sctp_guard_finds_what_it_needs_in_this_aiortc() -> None:
+    assert missing_private_names() == [], f"aiortc {metadata.version('aiortc')} lacks what sctp_guard wraps"
+
+    class NoSeam:
+        pass
+
+    assert guard_receive(NoSeam(), lambda exc: None) is False  # a transport without the seam is left alone
 
 
 async def test_failing_handlers_do_not_make_the_session_deaf(monkeypatch: pytest.MonkeyPatch) -> None:
