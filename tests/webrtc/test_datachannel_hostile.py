@@ -14,7 +14,9 @@ import os
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +25,10 @@ from aiortc import rtcsctptransport
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runner.build import make_bot
 from runner.limits import Limits
+from runner.plugins import PluginRegistry
+from runner.spec import load_spec
 from runner.webrtc import SmallWebRTCConnection
 from runner.webrtc.junk import JunkKind
 from runner.webrtc.rtvi import RtviSession
@@ -35,6 +40,7 @@ from tests.webrtc.test_connection import LOOPBACK, pair, until
 
 pytestmark = pytest.mark.timeout(60)
 
+ECHO = Path(__file__).resolve().parents[2] / "pipelines" / "echo.yaml"
 KEEPALIVE_SECS = 2.0  # pings every 0.3 s: a session whose pings stopped counting would end
 
 
@@ -59,11 +65,16 @@ async def answered(peer: TestPeer, send: Any, answer_type: str, within: float = 
                 continue  # dropped by the rate limit: a later one gets a token
 
 
-async def ask(peer: TestPeer) -> None:
+def recorder_reply(token: str) -> Any:
+    """What the test server's recording bot answers to a client-message carrying ``token``."""
+    return {"echo": token}
+
+
+async def ask(peer: TestPeer, reply: Callable[[str], Any] = recorder_reply) -> None:
     """A client-message request must get its server-response."""
     token = uuid.uuid4().hex[:8]
     resp = await answered(peer, lambda: peer.send_rtvi("client-message", {"t": "ask", "d": token}), "server-response")
-    assert resp["data"] == {"t": "ask", "d": {"echo": token}}
+    assert resp["data"] == {"t": "ask", "d": reply(token)}
 
 
 async def ready(peer: TestPeer) -> None:
@@ -156,6 +167,30 @@ async def test_each_hostile_frame_leaves_the_session_answering(
     assert len(summaries) == 1 and summaries[0]["counts"] == dict(expected) and summaries[0]["pc_id"] == pc_id
     assert not [e for e in logs if e["log_level"] in ("error", "critical")]
     assert not [r for r in caplog.records if "Traceback" in r.getMessage()]
+
+
+async def test_the_echo_spec_shrugs_off_the_same_frames(start_server: StartServer) -> None:
+    """pipelines/echo.yaml (its reply/when handlers see the client's data) takes the same abuse."""
+    bot = make_bot(load_spec(ECHO, PluginRegistry.discover()))
+    server = await start_server(bot=bot, keepalive_timeout_secs=KEEPALIVE_SECS)
+    with structlog.testing.capture_logs() as logs:
+        peer = TestPeer(server.url, mic=ToneTrack(440), ping_interval=0.3)
+        try:
+            await peer.connect()
+            await peer.wait_open()
+            await ready(peer)
+            for _kind, frame in HOSTILE:
+                if isinstance(frame, tuple):
+                    await send_raw(peer, *frame)
+                else:
+                    peer.channel.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))  # type: ignore[union-attr]
+            await ask(peer, reply=lambda token: token)  # the spec replies with the request's own data
+            await ready(peer)
+            await echo_flows(peer)
+            assert server.registry.counts()["sessions"] == 1
+        finally:
+            await peer.close()
+    assert not [e for e in logs if e["log_level"] in ("error", "critical")]
 
 
 async def test_a_flood_is_bounded_counted_and_survived(start_server: StartServer) -> None:
