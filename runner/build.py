@@ -75,11 +75,12 @@ def build_transport(spec: Spec, connection: SmallWebRTCConnection) -> SmallWebRT
     return SmallWebRTCTransport(webrtc_connection=connection, params=params)
 
 
-def pipeline_params(spec: Spec) -> PipelineParams:
+def pipeline_params(spec: Spec, session_id: str | None = None) -> PipelineParams:
     return PipelineParams(
         audio_in_sample_rate=spec.pipeline.audio_in_sample_rate,
         audio_out_sample_rate=spec.pipeline.audio_out_sample_rate,
         allow_interruptions=spec.pipeline.allow_interruptions,
+        session_id=session_id,
     )
 
 
@@ -109,16 +110,25 @@ def _action_runner(
     return run_actions
 
 
-def make_bot(spec: Spec) -> BotFactory:
-    """The per-session coroutine the signaling server runs for every new client."""
+def make_bot(spec: Spec | Callable[[], Spec]) -> BotFactory:
+    """The per-session coroutine the signaling server runs for every new client.
+
+    ``spec`` may be a callable giving the spec in force (``--reload``, see
+    :class:`runner.reload.SpecReloader`): each session takes the one current when it starts
+    and keeps it to its end.
+    """
+    current = _spec_source(spec)
 
     async def bot(connection: SmallWebRTCConnection, session: SessionInfo) -> None:
+        spec = current()
         transport = build_transport(spec, connection)
         processors = build_processors(spec)
         # RTVI events (speaking, transcripts, bot text) for clients such as the official JS one.
         chain = install_rtvi_events(processors)
         pipeline = Pipeline([transport.input(), *chain, transport.output()])
-        task = PipelineTask(pipeline, params=pipeline_params(spec), name=f"session-{session.session_id}")
+        task = PipelineTask(
+            pipeline, params=pipeline_params(spec, session.session_id), name=f"session-{session.session_id}"
+        )
 
         def context(event: str, args: tuple[Any, ...]) -> ActionContext:
             return ActionContext(
@@ -141,6 +151,13 @@ def make_bot(spec: Spec) -> BotFactory:
         await task.run()
 
     return bot
+
+
+def _spec_source(spec: Spec | Callable[[], Spec]) -> Callable[[], Spec]:
+    if isinstance(spec, Spec):
+        fixed = spec
+        return lambda: fixed
+    return spec
 
 
 __all__ = [

@@ -20,10 +20,12 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from runner.plugins import PluginRegistry
+    from runner.reload import SpecReloader
+    from runner.server import BotFactory, ServerConfig
     from runner.spec import Spec
 
 SCHEMA_PATH = Path("schemas/pipeline.schema.json")
-SUBCOMMANDS = ("run", "validate", "schema", "plugins", "config", "connect")
+SUBCOMMANDS = ("run", "validate", "schema", "plugins", "config", "connect", "new")
 
 
 def _version() -> str:
@@ -62,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
         help="local address ICE gathers from, loopback allowed (repeatable; overrides ice.host_addresses)",
     )
     run.add_argument("--debug-webrtc", action="store_true", help="show aiortc/aioice logs")
+    run.add_argument(
+        "--reload",
+        action="store_true",
+        help="follow the spec file: new sessions get each valid new version, live sessions keep theirs",
+    )
 
     validate = sub.add_parser("validate", help="check spec files; print every problem")
     validate.add_argument("files", type=Path, nargs="+")
@@ -75,10 +82,32 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     plugins = sub.add_parser("plugins", help="list installed plugins and their parameters")
-    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    plugins_format = plugins.add_mutually_exclusive_group()
+    plugins_format.add_argument("--json", action="store_true", help="machine-readable output")
+    plugins_format.add_argument(
+        "--markdown", action="store_true", help="reference docs: every plugin's parameters, types, defaults"
+    )
+    plugins.add_argument("--out", type=Path, help="write to this file instead of stdout")
 
     config = sub.add_parser("config", help="print the resolved spec, secrets masked")
     config.add_argument("file", type=Path)
+
+    new = sub.add_parser("new", help="start a new project from a template")
+    new_sub = new.add_subparsers(dest="template", metavar="TEMPLATE", required=True)
+    new_plugin = new_sub.add_parser(
+        "plugin",
+        help="a plugin distribution: pyproject with its entry point, code with typed Params, tests, README",
+    )
+    new_plugin.add_argument("name", help="the entry-point name a spec uses as `type:`, e.g. acme.reverse")
+    new_plugin.add_argument(
+        "--kind",
+        choices=["processor", "vad", "action"],
+        default="processor",
+        help="a pipeline processor, a voice activity detector or an event action (default: processor)",
+    )
+    new_plugin.add_argument(
+        "--dir", type=Path, help="where to write it (default: ./pipeline-run-NAME); must not exist or must be empty"
+    )
 
     from runner.client.cli import add_connect_arguments
 
@@ -118,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plugins": _cmd_plugins,
         "config": _cmd_config,
         "connect": _cmd_connect,
+        "new": _cmd_new,
     }[args.command]
     try:
         return handler(args, settings)
@@ -195,18 +225,25 @@ def _cmd_schema(args: argparse.Namespace, _settings: object) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace, _settings: object) -> int:
+    from runner.plugins.docs import param_docs, plugins_markdown
+
+    if args.out is not None and not (args.markdown or args.json):
+        print("pipeline-run plugins: --out needs --markdown or --json", file=sys.stderr)
+        return 2
     registry = _registry()
+    if args.markdown:
+        return _emit(plugins_markdown(registry), args.out)
     rows = []
     for info in registry.plugins:
         params = getattr(info.obj, "Params", None)
         fields = {}
         if params is not None:
-            for field_name, field in params.model_fields.items():
-                default = None if field.is_required() else field.get_default(call_default_factory=True)
-                fields[field_name] = {
-                    "type": getattr(field.annotation, "__name__", str(field.annotation)),
-                    "default": default,
-                    "required": field.is_required(),
+            for doc in param_docs(params):
+                fields[doc.name] = {
+                    "type": doc.type,
+                    "default": doc.default,
+                    "required": doc.required,
+                    "description": doc.description,
                 }
         rows.append(
             {
@@ -220,8 +257,7 @@ def _cmd_plugins(args: argparse.Namespace, _settings: object) -> int:
             }
         )
     if args.json:
-        print(json.dumps(rows, indent=2, default=str))
-        return 0
+        return _emit(json.dumps(rows, indent=2, default=str) + "\n", args.out)
     table = Table(title="pipeline-run plugins", show_lines=False)
     for column in ("kind", "type", "package", "version"):
         table.add_column(column, no_wrap=True)
@@ -239,6 +275,20 @@ def _cmd_plugins(args: argparse.Namespace, _settings: object) -> int:
             params_text = f"[red]broken: {row['error']}[/]"
         table.add_row(str(row["group"]), str(row["name"]), str(row["package"]), str(row["version"]), params_text)
     Console(width=None if sys.stdout.isatty() else 160).print(table)
+    return 0
+
+
+def _emit(text: str, out: Path | None) -> int:
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"pipeline-run: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -263,13 +313,51 @@ def _cmd_connect(args: argparse.Namespace, _settings: object) -> int:
     return run_connect(args)
 
 
+def _cmd_new(args: argparse.Namespace, _settings: object) -> int:
+    from runner.scaffold import ScaffoldError, scaffold_plugin
+
+    try:
+        names, written = scaffold_plugin(args.name, args.kind, args.dir)
+    except ScaffoldError as exc:
+        print(f"pipeline-run new plugin: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(
+            f"pipeline-run new plugin: cannot write {exc.filename or args.dir}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1
+    root = args.dir or Path(names.distribution)
+    for path in written:
+        print(path)
+    print(
+        f"\n{args.kind} plugin {names.name!r} written to {root}/ (package {names.package}, class {names.class_name}).\n"
+        f"Next:  cd {root} && pip install -e '.[test]' && pytest\n"
+        f"Then:  pipeline-run plugins   # lists {names.name}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace, settings: object) -> int:
     from runner.build import make_bot, server_config
-    from runner.server import serve
     from runner.settings import RunnerSettings
 
     assert isinstance(settings, RunnerSettings)
-    spec = _load(args.file, _registry())
+    registry = _registry()
+    reloader = None
+    if args.reload:
+        from runner.reload import SpecReloader
+        from runner.spec import SpecError
+
+        try:
+            reloader = SpecReloader.open(args.file, registry)
+        except SpecError as exc:
+            for issue in exc.issues:
+                print(str(issue), file=sys.stderr)
+            return 1
+        spec: Spec | None = reloader.current
+    else:
+        spec = _load(args.file, registry)
     if spec is None:
         return 1
     config = server_config(
@@ -279,13 +367,43 @@ def _cmd_run(args: argparse.Namespace, settings: object) -> int:
         max_sessions=args.max_sessions or settings.max_sessions,
         host_addresses=args.ice_host_addresses,
     )
-    print(f"pipeline-run: serving {args.file} on http://{config.host}:{config.port} (Ctrl-C stops)", file=sys.stderr)
+    following = " (following the file: --reload)" if reloader is not None else ""
+    print(
+        f"pipeline-run: serving {args.file} on http://{config.host}:{config.port}{following} (Ctrl-C stops)",
+        file=sys.stderr,
+    )
     try:
-        asyncio.run(serve(config, make_bot(spec)))
+        asyncio.run(_serve(config, make_bot(reloader if reloader is not None else spec), reloader))
     except OSError as exc:  # e.g. the port is taken
         print(f"pipeline-run: cannot serve on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
         return 3
     return 0
+
+
+async def _serve(config: ServerConfig, bot: BotFactory, reloader: SpecReloader | None) -> None:
+    from runner.server import serve
+
+    if reloader is None:
+        await serve(config, bot)
+        return
+    watcher = asyncio.create_task(reloader.watch(), name="spec-reload")
+    watcher.add_done_callback(_watch_ended)
+    try:
+        await serve(config, bot)
+    finally:
+        watcher.cancel()
+
+
+def _watch_ended(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    import structlog
+
+    exc = task.exception()
+    structlog.get_logger("runner.cli").error(
+        "spec_reload_stopped", error=repr(exc), exc_info=exc if exc is not None else None
+    )
+    print(f"pipeline-run: --reload stopped ({exc!r}); the current spec stays until restart", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""Named events with async handlers, as in ``@transport.event_handler("on_client_connected")``."""
+"""Named events with async handlers, as in ``@transport.event_handler("on_client_connected")``.
+
+A handler that raises is logged (``event_handler_failed`` with the emitter, the event, the
+handler and the traceback) and does not end anything: the other handlers of the event still
+run and the session goes on. Handlers are the app's reactions to what happened, not part of
+the media path; a processor that fails ends its session, a handler that fails does not.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
+
+from runner.tasks import TaskOwner
 
 EventHandler = Callable[..., Awaitable[None] | None]
 
@@ -22,11 +30,13 @@ class EventEmitter:
     """Mix-in that declares event names and runs their handlers.
 
     Handlers receive the emitter first, then the event's own arguments. A handler that
-    raises is logged and never breaks the emitter or the other handlers.
+    raises is logged and never breaks the emitter, the other handlers or the session.
     """
 
     def __init__(self) -> None:
         self._event_handlers: dict[str, list[EventHandler]] = {}
+        self._handler_tasks = TaskOwner(type(self).__name__)
+        #: tasks a subclass started and tracks itself; awaited along with the handlers.
         self._event_tasks: set[asyncio.Task[None]] = set()
 
     def _register_event_handler(self, name: str) -> None:
@@ -66,26 +76,26 @@ class EventEmitter:
                     await result
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a user's handler must not break the emitter
+            except Exception as exc:  # a user's handler must not break the emitter (module docstring)
                 log.error(
                     "event_handler_failed",
-                    emitter=type(self).__name__,
+                    emitter=getattr(self, "name", type(self).__name__),
                     event_name=name,
                     handler=getattr(handler, "__qualname__", repr(handler)),
                     error=f"{type(exc).__name__}: {exc}",
+                    exc_info=exc,
                 )
 
     def _spawn_event_handler(self, name: str, *args: Any) -> None:
         """Run the handlers of ``name`` in a background task (for hot paths)."""
         if not self._event_handlers.get(name):
             return
-        task = asyncio.get_running_loop().create_task(self._call_event_handler(name, *args))
-        self._event_tasks.add(task)
-        task.add_done_callback(self._event_tasks.discard)
+        self._handler_tasks.spawn(self._call_event_handler(name, *args), name=f"{name}-handlers")
 
     async def _wait_event_handlers(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a grace period
         """Let spawned handlers finish (bounded), cancelling stragglers."""
-        pending = set(self._event_tasks)
+        await self._handler_tasks.wait(timeout)
+        pending = {task for task in self._event_tasks if task is not asyncio.current_task()}
         if not pending:
             return
         _, still = await asyncio.wait(pending, timeout=timeout)

@@ -4,8 +4,25 @@ Three families, told apart by base class:
 
 * ``SystemFrame`` -- out of band. Processors that queue work let these overtake
   queued data (start, cancel, interruption, speaking notices, errors).
-* ``DataFrame`` -- media and text, processed in order and dropped by an interruption.
-* ``ControlFrame`` -- in order like data, but survive an interruption (end, flush).
+* ``DataFrame`` -- media and text, processed in order.
+* ``ControlFrame`` -- in order like data (end, flush, response and TTS markers).
+
+What an interruption does to a queued frame is decided here and nowhere else, by the class
+attribute :attr:`Frame.on_interruption`. The user barging in cancels what the bot was about
+to say or show, never what the user said or showed:
+
+* ``"drop"`` -- bot-bound data (``TextFrame``, ``TTSSpeakFrame``, ``ContextFrame``,
+  ``OutputAudioRawFrame``, ``OutputImageRawFrame``, ``OutputTransportMessageFrame``; the
+  default of ``DataFrame``): removed from every queue, and work in progress on it abandoned.
+* ``"keep"`` -- the user's words (``TranscriptionFrame`` and its ``UserTurnFrame``): stay
+  queued, in order; a processor already working on one (an LLM answering it) has its
+  reaction abandoned, as that reaction is the bot's output. The words were received.
+* ``"finish"`` -- the user's media (``InputAudioRawFrame``, ``InputImageRawFrame``) and every
+  control frame: stay queued, and work in progress on one completes (abandoning an STT in the
+  middle of a chunk would lose the start of what interrupted the bot).
+
+Input transport messages are system frames: never queued. A new data frame type that carries
+user input sets ``on_interruption = "keep"`` or ``"finish"``.
 
 This module imports nothing of ours, so anything may depend on it.
 """
@@ -15,7 +32,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+#: See the module docstring: what an interruption does to a frame waiting in (or taken from) a queue.
+InterruptionRule = Literal["drop", "keep", "finish"]
 
 
 class FrameDirection(Enum):
@@ -29,6 +49,10 @@ class FrameDirection(Enum):
 class Frame:
     """Base of every frame."""
 
+    #: What an interruption does to this frame in a processor's queue (module docstring);
+    #: only bot-bound data frames are dropped.
+    on_interruption: ClassVar[InterruptionRule] = "finish"
+
     @property
     def name(self) -> str:
         return type(self).__name__
@@ -41,12 +65,16 @@ class SystemFrame(Frame):
 
 @dataclass(slots=True)
 class DataFrame(Frame):
-    """In-band frame; an interruption drops it from any queue."""
+    """In-band frame; an interruption drops it from any queue unless it carries user input."""
+
+    on_interruption: ClassVar[InterruptionRule] = "drop"
 
 
 @dataclass(slots=True)
 class ControlFrame(Frame):
     """In-band frame that an interruption does not drop."""
+
+    on_interruption: ClassVar[InterruptionRule] = "finish"
 
 
 # ---------------------------------------------------------------- system frames
@@ -60,6 +88,8 @@ class StartFrame(SystemFrame):
     audio_out_sample_rate: int = 24000
     allow_interruptions: bool = True
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The server session this run serves (None outside a server, e.g. in tests).
+    session_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -96,7 +126,11 @@ class BotStoppedSpeakingFrame(SystemFrame):
 
 @dataclass(slots=True)
 class ErrorFrame(SystemFrame):
-    """A processor failed. ``fatal`` errors end the pipeline."""
+    """A processor failed. ``fatal`` errors end the pipeline.
+
+    ``error`` is also what the client is told (RTVI ``error``): a sentence for a person, never
+    an exception's repr or a secret. ``exception``, when there is one, stays on the server.
+    """
 
     error: str
     processor: str | None = None
@@ -135,7 +169,9 @@ class AudioRawFrame(DataFrame):
 
 @dataclass(slots=True)
 class InputAudioRawFrame(AudioRawFrame):
-    """Audio from the user (microphone)."""
+    """Audio from the user (microphone); an interruption never drops it or cuts its processing."""
+
+    on_interruption: ClassVar[InterruptionRule] = "finish"
 
 
 @dataclass(slots=True)
@@ -154,7 +190,9 @@ class ImageRawFrame(DataFrame):
 
 @dataclass(slots=True)
 class InputImageRawFrame(ImageRawFrame):
-    """A frame from the user's camera or screen; ``source`` tells which."""
+    """A frame from the user's camera or screen; ``source`` tells which. Never dropped by an interruption."""
+
+    on_interruption: ClassVar[InterruptionRule] = "finish"
 
     source: str = "camera"
     user_id: str | None = None
@@ -181,7 +219,9 @@ class TTSSpeakFrame(DataFrame):
 
 @dataclass(slots=True)
 class TranscriptionFrame(DataFrame):
-    """Text recognised from the user's speech."""
+    """Text recognised from the user's speech; an interruption never drops it."""
+
+    on_interruption: ClassVar[InterruptionRule] = "keep"
 
     text: str
     user_id: str = ""
@@ -274,6 +314,7 @@ __all__ = [
     "InputImageRawFrame",
     "InputTransportMessageFrame",
     "InterruptionFrame",
+    "InterruptionRule",
     "LLMResponseEndFrame",
     "LLMResponseStartFrame",
     "OutputAudioRawFrame",

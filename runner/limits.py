@@ -35,7 +35,9 @@ class Limits(BaseModel):
     max_application_sections: int = Field(default=1, ge=0, le=4)
     """Data-channel (application) m-lines an offer may carry."""
     max_codecs_per_section: int = Field(default=64, ge=1, le=256)
-    """Payload types one m-line may list."""
+    """Payload types one m-line may list (and ``a=rtpmap`` lines one m-section may carry)."""
+    max_lines_per_section: int = Field(default=1000, ge=50, le=100_000)
+    """Lines in one m-section, or before the first one (a browser's video section has about 200)."""
 
     # -- ICE ----------------------------------------------------------------------------------
     max_candidates_per_pc: int = Field(default=100, ge=1, le=10_000)

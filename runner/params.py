@@ -11,7 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 class TransportSettings(BaseModel):
     """The plain, YAML-expressible part of :class:`TransportParams`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     audio_in_enabled: bool = False
     """Receive the client's microphone."""
@@ -63,4 +63,6 @@ TRANSPORT_EVENTS: tuple[str, ...] = (
     "on_client_closed",  # (connection)
     "on_client_ready",  # (connection) after the RTVI client-ready handshake
     "on_client_message",  # (RTVI client-message: msg_type, data, request_id)
+    "on_client_suspended",  # (connection, reason) the client vanished; it may restart within the resume window
+    "on_client_resumed",  # (connection, how) it came back: "pings_returned" or "restart"
 )

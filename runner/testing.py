@@ -16,10 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+import structlog
+
 from runner.frames import EndFrame, ErrorFrame, Frame, FrameDirection, StartFrame
 from runner.pipeline.pipeline import Pipeline
 from runner.pipeline.task import PipelineParams, PipelineTask
 from runner.processors.base import DOWNSTREAM, UPSTREAM, FrameProcessor
+
+log = structlog.get_logger("runner.testing")
 
 F = TypeVar("F", bound=Frame)
 FrameInput = Frame | tuple[Frame, FrameDirection]
@@ -133,8 +137,8 @@ async def _cancel_run(task: PipelineTask, runner: asyncio.Future[None]) -> None:
         await asyncio.wait_for(asyncio.shield(runner), 2.0)
     except (TimeoutError, asyncio.CancelledError):
         runner.cancel()
-    except Exception:
-        pass  # the run's own failure is not the story here; the timeout is
+    except Exception as exc:  # the timeout is the story told to the caller; keep this one in the log
+        log.warning("run_processor_failed_after_timeout", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
 
 
 def _timeout_message(processor: FrameProcessor, timeout: float, send_end: bool, run: ProcessorRun) -> str:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class ActionParams(BaseModel):
     """Base of every action's ``Params``: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 @dataclass

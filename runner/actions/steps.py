@@ -50,13 +50,14 @@ async def run_steps(steps: Sequence[Step], ctx: ActionContext) -> None:
             await step.action.run(ctx)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # one failing action must not break the session
+        except Exception as exc:  # one failing action must not break the session (see runner.events)
             ctx.log.error(
                 "action_failed",
                 event_name=ctx.event,
                 action=type(step.action).__name__,
                 session_id=ctx.session_id,
-                error=repr(exc),
+                error=f"{type(exc).__name__}: {exc}",
+                exc_info=exc,
             )
 
 

@@ -58,7 +58,7 @@ OPERATORS = ("$in", "$exists")
 class WhenSpec(BaseModel):
     """The ``when:`` of an action: it runs only if every key given matches (first match wins)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     type: str | list[str] = Field(default=None, examples=["get-count", ["ping", "pong"]])  # type: ignore[assignment]
     """The message type (a client-message's `t`), or a list of types, any of which matches."""

@@ -1,4 +1,6 @@
-"""PCM utilities: 16-bit bytes <-> numpy, mixdown, resampling, levels and sine generation.
+"""PCM utilities: 16-bit bytes <-> numpy, mixdown, levels and sine generation.
+
+Rate changes live in :mod:`runner.audio.resample` (the one resampling path).
 
 Everything works on float32 samples in -1..1 internally; frames carry 16-bit signed
 little-endian PCM (interleaved when there is more than one channel).
@@ -71,23 +73,6 @@ def to_channels(mono: FloatArray, num_channels: int) -> FloatArray:
     return np.repeat(mono[:, np.newaxis], num_channels, axis=1)
 
 
-def resample(samples: FloatArray, from_rate: int, to_rate: int) -> FloatArray:
-    """Resample mono samples by linear interpolation (good enough for speech and tones)."""
-    if from_rate == to_rate or len(samples) == 0:
-        return samples
-    count = round(len(samples) * to_rate / from_rate)
-    positions = np.arange(count, dtype=np.float64) * (from_rate / to_rate)
-    return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
-
-
-def convert_pcm16(pcm: bytes, from_rate: int, from_channels: int, to_rate: int, to_channels_: int = 1) -> bytes:
-    """Convert a chunk of 16-bit PCM to another rate and channel count."""
-    if from_rate == to_rate and from_channels == to_channels_:
-        return pcm
-    mono = resample(to_mono(pcm16_to_float(pcm, from_channels)), from_rate, to_rate)
-    return float_to_pcm16(to_channels(mono, to_channels_))
-
-
 def rms(samples: FloatArray) -> float:
     """Root mean square of float samples (0 for an empty array)."""
     if samples.size == 0:
@@ -125,13 +110,11 @@ __all__ = [
     "LEVEL_FLOOR_DBFS",
     "SILENCE_DBFS",
     "FloatArray",
-    "convert_pcm16",
     "dbfs",
     "decode_pcm",
     "float_to_pcm16",
     "level",
     "pcm16_to_float",
-    "resample",
     "rms",
     "sine",
     "to_channels",

@@ -23,7 +23,7 @@ from runner.audio.pcm import level, pcm16_to_float
 class VADParams(BaseModel):
     """Detection thresholds and timing shared by every analyzer."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     confidence: float = Field(
         default=0.7,

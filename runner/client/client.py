@@ -48,7 +48,7 @@ from runner.client.peer import (
     rtvi_envelope,
     track_kind,
 )
-from runner.client.reconnect import ReconnectPolicy, ReconnectTracker
+from runner.client.reconnect import InboundWatch, ReconnectPolicy, ReconnectTracker, packets_received
 from runner.client.signalling import (
     HttpStatusError,
     OfferEndpoint,
@@ -162,6 +162,8 @@ class SmallWebRTCClient(EventEmitter):
         self._ready: asyncio.Future[Any] | None = None
         self._channel_open: asyncio.Event = asyncio.Event()
         self._disconnect_timer: asyncio.TimerHandle | None = None
+        self._silent_pc: RTCPeerConnection | None = None  # current pc while its server is silent
+        self._watched: set[RTCPeerConnection] = set()
         self._closing = False
         self._t0 = 0.0
         self._audio_sinks: list[AudioSink] = []
@@ -483,23 +485,51 @@ class SmallWebRTCClient(EventEmitter):
         state = pc.iceConnectionState
         if state == "failed":
             await self.attempt_reconnection(recreate=True)
-        elif state == "disconnected":  # browsers only; kept for parity
+        elif self._disconnected(pc):  # "disconnected" is browsers only; inbound silence stands in
             self._arm_disconnect_timer(pc)
-        elif self._disconnect_timer is not None:
-            self._disconnect_timer.cancel()
-            self._disconnect_timer = None
+        else:
+            self._disarm_disconnect_timer()
+
+    def _disconnected(self, pc: RTCPeerConnection) -> bool:
+        return pc.iceConnectionState == "disconnected" or self._silent_pc is pc
 
     def _arm_disconnect_timer(self, pc: RTCPeerConnection) -> None:
         if self._disconnect_timer is not None:
             return
+        log.info("client_connection_disconnected", pc_id=self.pc_id)
 
         def fire() -> None:
             self._disconnect_timer = None
-            if pc is self.pc and pc.iceConnectionState == "disconnected":
+            if pc is self.pc and not self._closing and self._disconnected(pc):
                 self._spawn(self.attempt_reconnection(recreate=True))
 
         grace = self._reconnect.policy.disconnected_grace_secs
         self._disconnect_timer = asyncio.get_running_loop().call_later(grace, fire)
+
+    def _disarm_disconnect_timer(self) -> None:
+        if self._disconnect_timer is not None:
+            self._disconnect_timer.cancel()
+            self._disconnect_timer = None
+
+    async def _watch_inbound(self, pc: RTCPeerConnection) -> None:
+        """Mark ``pc`` disconnected while the server sends nothing (see :class:`InboundWatch`)."""
+        policy = self._reconnect.policy
+        watch = InboundWatch(policy.inbound_silence_secs)
+        try:
+            while pc is self.pc and not self._closing and pc.connectionState not in ("failed", "closed"):
+                silent = watch.observe(await packets_received(pc), time.monotonic())
+                if silent and self._silent_pc is not pc:
+                    self._silent_pc = pc
+                    self._arm_disconnect_timer(pc)
+                elif not silent and self._silent_pc is pc:
+                    self._silent_pc = None
+                    log.info("client_connection_recovered", pc_id=self.pc_id)
+                    self._disarm_disconnect_timer()
+                await asyncio.sleep(policy.inbound_check_secs)
+        finally:
+            self._watched.discard(pc)
+            if self._silent_pc is pc:
+                self._silent_pc = None
 
     async def _on_connection_state(self, pc: RTCPeerConnection) -> None:
         if pc is not self.pc or self._closing:
@@ -509,6 +539,9 @@ class SmallWebRTCClient(EventEmitter):
             if self._reconnect.attempts:
                 log.info("client_reconnected", pc_id=self.pc_id)
             self._reconnect.reset()
+            if pc not in self._watched:
+                self._watched.add(pc)
+                self._spawn(self._watch_inbound(pc))
         elif state in ("failed", "closed") and self.state in ("connected", "ready"):
             await self.attempt_reconnection(recreate=True)
 
@@ -531,10 +564,17 @@ class SmallWebRTCClient(EventEmitter):
                 self._candidates = []
                 self._channel = None
                 self._channel_open = asyncio.Event()
+                self._disarm_disconnect_timer()
+                for transceiver in old.getTransceivers():  # our tracks move to the new pc
+                    transceiver.sender.replaceTrack(None)
                 new = self._new_pc()
                 self.pc = new
-                await retire_pc(old)
-                await self._negotiate(new, restart_pc=True)
+                try:
+                    await self._negotiate(new, restart_pc=True)
+                finally:
+                    # closed only after the offer, as the JS client does: a DTLS close reaching the
+                    # server first would end the very session this restart is meant to keep
+                    await retire_pc(old)
                 await asyncio.wait_for(self._channel_open.wait(), self.connect_timeout_secs)
             else:
                 await self._negotiate(self.pc, restart_pc=False)

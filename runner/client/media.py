@@ -22,6 +22,8 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from runner.audio.resample import StreamResampler
+
 SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms
 VIDEO_CLOCK = 90000
@@ -120,17 +122,15 @@ class ToneSource(AudioSource):
 
 def read_audio_file(path: str | Path) -> np.ndarray:
     """Decode any audio file (WAV, ...) to 48 kHz mono int16 samples."""
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    chunks: list[np.ndarray] = []
+    resampler = StreamResampler(SAMPLE_RATE, 1, align=False)
+    chunks: list[bytes] = []
     with av.open(str(path)) as container:
         if not container.streams.audio:
             raise ValueError(f"{path}: no audio stream")
         for frame in container.decode(audio=0):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    return np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, dtype=np.int16)
+            chunks.append(resampler.push(frame))
+    chunks.append(resampler.flush())
+    return np.frombuffer(b"".join(chunks), dtype=np.int16).copy()
 
 
 class WavSource(AudioSource):
@@ -255,15 +255,11 @@ class AudioConverter:
     """Any decoded ``av.AudioFrame`` (opus stereo 48 kHz, PCMU 8 kHz, ...) to 48 kHz mono int16."""
 
     def __init__(self) -> None:
-        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        self._resampler = StreamResampler(SAMPLE_RATE, 1)
 
     def convert(self, frame: av.AudioFrame) -> np.ndarray:
-        """The samples of ``frame`` (may be empty while the resampler fills)."""
-        frame.pts = None
-        outs = self._resampler.resample(frame)
-        if not outs:
-            return np.zeros(0, dtype=np.int16)
-        return np.concatenate([o.to_ndarray().reshape(-1) for o in outs]).astype(np.int16)
+        """The samples of ``frame`` at 48 kHz (a stream: the filter state carries across frames)."""
+        return np.frombuffer(self._resampler.push(frame), dtype=np.int16)
 
 
 class AudioMeter:

@@ -3,7 +3,8 @@
 * ICE ``failed`` (or an unexpected close of the current peer connection, which is how aiortc
   reports the server going away) -> restart at once with a fresh peer connection
   (``restart_pc: true`` and the old ``pc_id``).
-* ICE ``disconnected`` still after ``disconnected_grace_secs`` -> the same restart.
+* ICE ``disconnected`` still after ``disconnected_grace_secs`` -> the same restart. aiortc has no
+  ``disconnected`` state, so the client derives it from inbound silence (see :class:`InboundWatch`).
 * A server ``renegotiate`` -> a new offer on the same peer connection (``restart_pc: false``).
 * A 4xx answer ends everything at once; a 5xx or network error retries after ``retry_delay_secs``.
 * After ``max_attempts`` failed attempts: graceful disconnect, state ``error``.
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiortc import RTCPeerConnection
+
 
 @dataclass
 class ReconnectPolicy:
@@ -25,6 +28,45 @@ class ReconnectPolicy:
     max_attempts: int = 3
     disconnected_grace_secs: float = 5.0
     retry_delay_secs: float = 2.0
+    inbound_silence_secs: float = 3.0
+    """No packet at all from the server for this long counts as ICE ``disconnected``."""
+    inbound_check_secs: float = 0.5
+    """How often the inbound packet counter is read."""
+
+
+class InboundWatch:
+    """Stands in for the browser's ICE ``disconnected`` state, which aiortc does not have.
+
+    aiortc's ICE goes from ``completed`` straight to ``failed``, and only when consent freshness
+    has failed six times (about 30 s); a browser calls a pair ``disconnected`` after a few seconds
+    without answers. What a client can observe through aiortc's public API is the DTLS transport's
+    ``packetsReceived`` in ``getStats()``: it counts every packet the server sends on the pc (RTP,
+    RTCP, SCTP). A healthy aiortc server sends an RTCP sender report on each of its sending
+    transceivers (audio and camera are sendrecv) every 0.5-1.5 s even with nothing to play, and
+    keeps doing so while it has suspended the session, so ``silence_secs`` with no packet at all
+    means the path is gone, not that the bot is quiet. The counter is used rather than media
+    because a bot may send no audio at all.
+    """
+
+    def __init__(self, silence_secs: float) -> None:
+        self.silence_secs = silence_secs
+        self._packets = -1
+        self._changed_at: float | None = None
+
+    def observe(self, packets: int, now: float) -> bool:
+        """Record the counter read at ``now``; True while the server has been silent too long."""
+        if packets != self._packets or self._changed_at is None:
+            self._packets = packets
+            self._changed_at = now
+            return False
+        return now - self._changed_at >= self.silence_secs
+
+
+async def packets_received(pc: RTCPeerConnection) -> int:
+    """Packets the pc's transport(s) received so far (from ``getStats()``)."""
+    report = await pc.getStats()
+    counts = [int(getattr(s, "packetsReceived", 0) or 0) for s in report.values() if s.type == "transport"]
+    return max(counts, default=0)
 
 
 class ReconnectTracker:

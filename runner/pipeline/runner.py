@@ -6,6 +6,7 @@ import asyncio
 import signal
 
 from runner.pipeline.task import PipelineTask
+from runner.tasks import TaskOwner
 
 
 class PipelineRunner:
@@ -17,10 +18,11 @@ class PipelineRunner:
     async def run(self, task: PipelineTask) -> None:
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
+        cancels = TaskOwner("PipelineRunner")
         if self.handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:
-                    loop.add_signal_handler(sig, lambda: loop.create_task(task.cancel("signal")))
+                    loop.add_signal_handler(sig, lambda: cancels.spawn(task.cancel("signal"), name="cancel-on-signal"))
                     installed.append(sig)
                 except (NotImplementedError, RuntimeError):  # not the main thread
                     pass
@@ -29,3 +31,4 @@ class PipelineRunner:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+            await cancels.wait()

@@ -1,4 +1,13 @@
-"""``PipelineTask`` runs one pipeline: start, feed frames, end gracefully or cancel."""
+"""``PipelineTask`` runs one pipeline: start, feed frames, end gracefully or cancel.
+
+Errors: an :class:`ErrorFrame` that reaches either end of the pipeline (processors push them
+upstream, so it has passed the input transport, which told the client; one pushed downstream
+has passed the output transport, which did the same) fires ``on_pipeline_error``; a fatal one
+then cancels the pipeline. The task's own background work
+(the feeder, deferred cancels) runs under a :class:`~runner.tasks.TaskOwner`: if it fails, the
+failure is logged and turned into a fatal ``ErrorFrame`` sent up through the whole pipeline,
+so it takes the same path.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +28,7 @@ from runner.frames import (
     StartFrame,
 )
 from runner.processors.base import DOWNSTREAM, UPSTREAM, FrameProcessor
+from runner.tasks import TaskOwner, cancel_and_wait
 
 log = structlog.get_logger("runner.pipeline")
 
@@ -32,6 +42,8 @@ class PipelineParams:
     allow_interruptions: bool = True
     #: how long a graceful ``end()`` may take before the task cancels instead.
     end_timeout_secs: float = 10.0
+    #: the server session this run serves, handed to processors on the ``StartFrame``.
+    session_id: str | None = None
 
 
 class _TaskEdge(FrameProcessor):
@@ -88,7 +100,7 @@ class PipelineTask(EventEmitter):
         self._feeder: asyncio.Task[None] | None = None
         self._running = False
         self._cancelling = False
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = TaskOwner(self.name, on_failure=self._background_failed)
         self.error: ErrorFrame | None = None
 
     @property
@@ -119,11 +131,13 @@ class PipelineTask(EventEmitter):
         if self._finished.is_set() or self._cancelling:
             return
         self._cancelling = True
-        if self._feeder is not None and self._feeder is not asyncio.current_task():
-            self._feeder.cancel()
-        if self._running:
-            await self._head.push_frame(CancelFrame(reason=reason), DOWNSTREAM)
-        self._finish(reason)
+        try:
+            if self._feeder is not None and self._feeder is not asyncio.current_task():
+                self._feeder.cancel()
+            if self._running:
+                await self._head.push_frame(CancelFrame(reason=reason), DOWNSTREAM)
+        finally:
+            self._finish(reason)  # even if a processor broke the CancelFrame's way: run() must return
 
     async def run(self) -> None:
         """Start the pipeline and return once it has ended, been cancelled or failed."""
@@ -136,11 +150,12 @@ class PipelineTask(EventEmitter):
                 audio_in_sample_rate=self.params.audio_in_sample_rate,
                 audio_out_sample_rate=self.params.audio_out_sample_rate,
                 allow_interruptions=self.params.allow_interruptions,
+                session_id=self.params.session_id,
             )
             await self._head.push_frame(start, DOWNSTREAM)
             if not self._finished.is_set():
                 await self._call_event_handler("on_pipeline_started")
-                self._feeder = asyncio.get_running_loop().create_task(self._feed(), name=f"{self.name}-feed")
+                self._feeder = self._background.spawn(self._feed(), name=f"{self.name}-feed")
             await self._finished.wait()
         except asyncio.CancelledError:
             await asyncio.shield(self.cancel("task cancelled"))
@@ -169,6 +184,8 @@ class PipelineTask(EventEmitter):
         if direction is DOWNSTREAM:
             if isinstance(frame, EndFrame):
                 self._finish(frame.reason or "ended")
+            elif isinstance(frame, ErrorFrame):
+                await self._handle_error(frame)  # pushed the wrong way, but an error all the same
             elif self.has_event_handlers("on_frame_reached_downstream"):
                 await self._call_event_handler("on_frame_reached_downstream", frame)
             return
@@ -178,20 +195,31 @@ class PipelineTask(EventEmitter):
             # A processor asked for the end: send it down from the top, in order.
             await self.queue_frame(EndFrame(reason=frame.reason))
         elif isinstance(frame, CancelFrame):
-            self._in_background(self.cancel(frame.reason or "cancelled"))
+            self._in_background(self.cancel(frame.reason or "cancelled"), "cancel")
 
     async def _handle_error(self, frame: ErrorFrame) -> None:
+        # Not logged again: whoever made the frame logged it (push_error, a processor's or task's failure).
         await self._call_event_handler("on_pipeline_error", frame)
         if frame.fatal:
-            log.error("pipeline_failed", processor=frame.processor, error=frame.error)
             self.error = self.error or frame
             # Not inline: we are inside the failing processor's call stack.
-            self._in_background(self.cancel(f"error in {frame.processor}"))
+            self._in_background(self.cancel(f"error in {frame.processor}"), "cancel-on-error")
 
-    def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def _in_background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._background.spawn(coro, name=f"{self.name}-{name}")
+
+    async def _background_failed(self, task_name: str, exc: Exception) -> None:
+        """The task's own machinery failed (logged by the owner): end the run as a fatal error would."""
+        error = ErrorFrame(error=f"pipeline error: {type(exc).__name__}", processor=self.name, exception=exc)
+        if self._finished.is_set():
+            self.error = self.error or error
+            return
+        try:
+            # Up from the bottom, through every processor: the input transport tells the client.
+            await self._tail.push_frame(error, UPSTREAM)
+        finally:
+            if not self._finished.is_set() and self.error is None:
+                await self._handle_error(error)  # the frame did not get through: end the run anyway
 
     def _finish(self, reason: str) -> None:
         if not self._finished.is_set():
@@ -199,14 +227,18 @@ class PipelineTask(EventEmitter):
             self._finished.set()
 
     async def _shutdown(self) -> None:
-        if self._feeder is not None and self._feeder is not asyncio.current_task():
-            self._feeder.cancel()
-            await asyncio.gather(self._feeder, return_exceptions=True)
+        await cancel_and_wait(self._feeder)  # a failure of the feeder was logged by its owner
         for processor in self.pipeline.processors():
             try:
                 await processor.cleanup()
             except Exception as exc:
-                log.error("processor_cleanup_failed", processor=processor.name, error=repr(exc))
+                log.error(
+                    "processor_cleanup_failed",
+                    processor=processor.name,
+                    error=f"{type(exc).__name__}: {exc}",
+                    exc_info=exc,
+                )
         await self._call_event_handler("on_pipeline_finished", self._finish_reason)
         await self._wait_event_handlers()
+        await self._background.wait(self.params.end_timeout_secs)
         log.info("pipeline_finished", reason=self._finish_reason)

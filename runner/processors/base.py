@@ -9,14 +9,21 @@ calls the next processor's :meth:`~FrameProcessor.queue_frame`, which runs its
 Lifecycle hooks (:meth:`start`, :meth:`stop`, :meth:`cancel`, :meth:`interrupted`,
 :meth:`cleanup`) are called by the base class; subclasses override
 :meth:`process_frame` without calling ``super()``.
+
+Errors: an exception raised while handling a frame, or by a task started with
+:meth:`~FrameProcessor.create_task`, is logged once (with the processor's name and the
+traceback) and becomes a fatal :class:`~runner.frames.ErrorFrame` pushed upstream, which ends
+the pipeline (the transport tells the client first). :meth:`~FrameProcessor.push_error`
+reports a problem the processor handled itself, fatal or not. The error text is what the
+client is told, so values of the processor's secret parameters are masked in it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import structlog
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
 
 from runner.events import EventEmitter
 from runner.frames import (
@@ -31,9 +38,13 @@ from runner.frames import (
     SystemFrame,
 )
 from runner.processors.queue import FrameWorker, Overflow
+from runner.tasks import TaskOwner
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    import asyncio
+    from collections.abc import Callable, Coroutine, Iterator
+
+T = TypeVar("T")
 
 DOWNSTREAM = FrameDirection.DOWNSTREAM
 UPSTREAM = FrameDirection.UPSTREAM
@@ -44,7 +55,7 @@ log = structlog.get_logger("runner.processors")
 class ProcessorParams(BaseModel):
     """Base of every plugin's ``Params`` model: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class FrameProcessor(EventEmitter):
@@ -73,6 +84,7 @@ class FrameProcessor(EventEmitter):
         self._next: FrameProcessor | None = None
         self._prev: FrameProcessor | None = None
         self._worker: FrameWorker | None = None
+        self._task_owner = TaskOwner(self.name, on_failure=self._task_failed)
         self._started = False
         self.start_frame: StartFrame | None = None
 
@@ -138,7 +150,9 @@ class FrameProcessor(EventEmitter):
             self._started = True
             self.start_frame = frame
             if self.queue_size > 0:
-                self._worker = FrameWorker(self.name, self._control_or_data, self.queue_size, self.queue_overflow)
+                self._worker = FrameWorker(
+                    self.name, self._control_or_data, self.queue_size, self.queue_overflow, tasks=self._task_owner
+                )
                 self._worker.start()
             try:
                 await self.start(frame)
@@ -184,16 +198,31 @@ class FrameProcessor(EventEmitter):
         return True
 
     async def _failed(self, exc: Exception, frame: Frame, direction: FrameDirection) -> None:
+        text = self._error_text(f"{type(exc).__name__}: {exc}")
         log.error(
             "processor_failed",
             processor=self.name,
             processor_type=type(self).__name__,
             frame=frame.name,
-            error=f"{type(exc).__name__}: {exc}",
+            error=text,
             exc_info=exc,
         )
-        error = ErrorFrame(error=f"{type(exc).__name__}: {exc}", processor=self.name, fatal=True, exception=exc)
-        await self.push_frame(error, UPSTREAM)
+        await self.push_frame(ErrorFrame(error=text, processor=self.name, fatal=True, exception=exc), UPSTREAM)
+
+    async def _task_failed(self, task_name: str, exc: Exception) -> None:
+        # The task owner has logged it (task_failed): only report, so it is logged once.
+        text = self._error_text(f"{type(exc).__name__}: {exc}")
+        await self.push_frame(ErrorFrame(error=text, processor=self.name, fatal=True, exception=exc), UPSTREAM)
+
+    def _error_text(self, text: str) -> str:
+        """``text`` with the values of this processor's secret parameters masked."""
+        secrets = secret_values(getattr(self, "params", None))
+        # Repeat until none is left: a replacement can complete another occurrence ("xx***" for
+        # "x***"); every pass shortens the text (secrets are longer than the mask), so this ends.
+        while found := [secret for secret in secrets if secret in text]:
+            for secret in found:
+                text = text.replace(secret, "***")
+        return text
 
     async def _stop_worker(self) -> None:
         worker, self._worker = self._worker, None
@@ -212,10 +241,25 @@ class FrameProcessor(EventEmitter):
         if target is not None:
             await target.queue_frame(frame, direction)
 
-    async def push_error(self, error: str, *, fatal: bool = False) -> None:
-        """Report a problem upstream; a fatal one ends the pipeline."""
-        log.warning("processor_error", processor=self.name, error=error, fatal=fatal)
-        await self.push_frame(ErrorFrame(error=error, processor=self.name, fatal=fatal), UPSTREAM)
+    async def push_error(self, error: str, *, fatal: bool = False, exception: BaseException | None = None) -> None:
+        """Report a problem upstream (and to the client); a fatal one ends the pipeline.
+
+        Logged here, once; pushing an ``ErrorFrame`` by hand skips the log and the masking.
+        """
+        text = self._error_text(error)
+        (log.error if fatal else log.warning)(
+            "processor_error", processor=self.name, error=text, fatal=fatal, exc_info=exception
+        )
+        await self.push_frame(ErrorFrame(error=text, processor=self.name, fatal=fatal, exception=exception), UPSTREAM)
+
+    def create_task(self, coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T | None]:
+        """Run ``coro`` in a task this processor owns.
+
+        If it raises, the failure is logged (``task_failed``, with the session's context)
+        and a fatal ``ErrorFrame`` goes upstream: the session ends instead of running on
+        without that task. :meth:`cleanup` cancels whatever is still running.
+        """
+        return self._task_owner.spawn(coro, name=f"{self.name}-{name}")
 
     async def start(self, frame: StartFrame) -> None:
         """Called once when the pipeline starts, before the ``StartFrame`` moves on."""
@@ -232,4 +276,25 @@ class FrameProcessor(EventEmitter):
     async def cleanup(self) -> None:
         """Release resources; called once by the task after the pipeline has finished."""
         await self._stop_worker()
+        await self._task_owner.cancel_all()
         await self._wait_event_handlers()
+
+
+def secret_values(value: Any) -> list[str]:
+    """Every non-trivial secret (``SecretStr``/``SecretBytes``) inside a params model, nested or not."""
+    found: list[str] = []
+    if isinstance(value, SecretStr):
+        found.append(value.get_secret_value())
+    elif isinstance(value, SecretBytes):
+        found.append(value.get_secret_value().decode("utf-8", "replace"))
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            found.extend(secret_values(getattr(value, name, None)))
+    elif isinstance(value, dict):
+        for item in value.values():
+            found.extend(secret_values(item))
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            found.extend(secret_values(item))
+    # longest first, so a secret that contains another is masked whole
+    return sorted({secret for secret in found if len(secret) >= 4}, key=len, reverse=True)

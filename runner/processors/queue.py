@@ -3,8 +3,13 @@
 A processor opts in by setting ``queue_size`` (and optionally ``queue_overflow``);
 :class:`FrameWorker` then owns the queue and the task. System frames never enter it:
 the processor handles them on arrival, so they overtake queued data. An interruption
-drops queued data frames (control frames such as ``EndFrame`` survive) and abandons
-the data frame being worked on.
+follows :attr:`~runner.frames.Frame.on_interruption`: queued bot-bound frames (text, TTS
+requests, output audio and images) are dropped; the user's own input (audio, images,
+transcriptions) and control frames such as ``EndFrame`` stay in the queue, in order. Work in
+progress is abandoned unless its frame says ``"finish"`` (user media, control frames).
+
+The worker's task belongs to a :class:`~runner.tasks.TaskOwner` (the processor's): if the
+loop itself fails, the owner logs it and the processor reports a fatal error.
 """
 
 from __future__ import annotations
@@ -15,14 +20,14 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from runner.frames import DataFrame, Frame, FrameDirection
-from runner.tasks import cancel_and_wait
+from runner.tasks import TaskOwner, cancel_and_wait
 
 Overflow = Literal["block", "drop_oldest"]
 Handler = Callable[[Frame, FrameDirection], Awaitable[None]]
 
 
 class FrameQueue:
-    """A bounded FIFO of (frame, direction) that can drop its data frames at once."""
+    """A bounded FIFO of (frame, direction) that can drop its bot-bound frames at once."""
 
     def __init__(self, maxsize: int, overflow: Overflow = "block") -> None:
         if maxsize < 1:
@@ -57,9 +62,9 @@ class FrameQueue:
         self._not_full.set()
         return item
 
-    def drop_data(self) -> int:
-        """Remove every queued data frame; return how many went."""
-        kept = [item for item in self._items if not isinstance(item[0], DataFrame)]
+    def drop_interrupted(self) -> int:
+        """Remove every queued frame an interruption drops (bot-bound data); return how many went."""
+        kept = [item for item in self._items if item[0].on_interruption != "drop"]
         removed = len(self._items) - len(kept)
         self._items = deque(kept)
         self.dropped += removed
@@ -78,10 +83,13 @@ class FrameQueue:
 class FrameWorker:
     """Runs ``handler`` for each queued frame in a task of its own."""
 
-    def __init__(self, name: str, handler: Handler, maxsize: int, overflow: Overflow) -> None:
+    def __init__(
+        self, name: str, handler: Handler, maxsize: int, overflow: Overflow, *, tasks: TaskOwner | None = None
+    ) -> None:
         self.name = name
         self.queue = FrameQueue(maxsize, overflow)
         self._handler = handler
+        self._tasks = tasks if tasks is not None else TaskOwner(name)
         self._task: asyncio.Task[None] | None = None
         self._current: Frame | None = None
         self._stopped = False
@@ -94,15 +102,15 @@ class FrameWorker:
         """Start the task (idempotent)."""
         if not self.running:
             self._stopped = False
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"{self.name}-worker")
+            self._task = self._tasks.spawn(self._run(), name=f"{self.name}-worker")
 
     async def put(self, frame: Frame, direction: FrameDirection) -> None:
         await self.queue.put(frame, direction)
 
     async def interrupt(self) -> None:
-        """Drop queued data and abandon a data frame in progress."""
-        self.queue.drop_data()
-        if isinstance(self._current, DataFrame) and self.running:
+        """Drop queued bot-bound frames and abandon the work in progress, unless it must finish."""
+        self.queue.drop_interrupted()
+        if self._current is not None and self._current.on_interruption != "finish" and self.running:
             await self.stop()
             self.start()
 

@@ -23,7 +23,7 @@ SECRET_KEY = re.compile(r"(password|passwd|credential|api_?key|token|secret)", r
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class ServerSettings(_Section):
@@ -219,7 +219,7 @@ class ActionSpec(NamedTuple):
 class Spec(BaseModel):
     """A validated spec, with every plugin entry resolved to its class and params."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, use_attribute_docstrings=True)
 
     version: Literal[1] = 1
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -8,14 +8,11 @@ before the strict models run.
 
 from __future__ import annotations
 
-import ast
 import copy
 import difflib
-import functools
 import inspect
 import json
 import os
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -38,41 +35,17 @@ ENV_REF: dict[str, Any] = {"type": "string", "pattern": REF_PATTERN, "descriptio
 _ANNOTATIONS = ("title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly")
 
 
-@functools.cache
-def field_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings (a string right after ``name: type = ...``) of ``cls`` and its bases."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is object or klass is BaseModel:
-            continue
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError, SyntaxError):
-            continue
-        body = next((node.body for node in tree.body if isinstance(node, ast.ClassDef)), [])
-        for stmt, after in zip(body, body[1:], strict=False):
-            if (
-                isinstance(stmt, ast.AnnAssign)
-                and isinstance(stmt.target, ast.Name)
-                and isinstance(after, ast.Expr)
-                and isinstance(after.value, ast.Constant)
-                and isinstance(after.value.value, str)
-            ):
-                docs[stmt.target.id] = inspect.cleandoc(after.value.value)
-    return docs
-
-
 class _Generator(GenerateJsonSchema):
-    """pydantic's generator plus attribute docstrings as descriptions."""
+    """pydantic's generator plus the other spellings (``AliasChoices``) a field accepts.
+
+    Descriptions are pydantic's own: the models use ``use_attribute_docstrings``, so the
+    string under a field is its ``description`` here, in ``plugins --markdown`` and in code.
+    """
 
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
         result = super().model_schema(schema)
         props = result.get("properties")
-        docs = field_docs(cast(type, schema["cls"]))
         if isinstance(props, dict):
-            for name, prop in list(props.items()):
-                if name in docs and isinstance(prop, dict) and "description" not in prop:
-                    props[name] = {**prop, "description": docs[name]}
             _add_alias_choices(cast(type[BaseModel], schema["cls"]), props)
         return result
 

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runner.webrtc.connection import CONNECTION_EVENTS, SignalingError, SmallWebRTCConnection
+    from runner.webrtc.errors import CandidateLimitError, OfferRejected
     from runner.webrtc.ice import IceServer, InvalidCandidateError
     from runner.webrtc.transport import SmallWebRTCTransport
 
 _EXPORTS = {
     "CONNECTION_EVENTS": "runner.webrtc.connection",
     "SignalingError": "runner.webrtc.connection",
+    "OfferRejected": "runner.webrtc.errors",
+    "CandidateLimitError": "runner.webrtc.errors",
     "SmallWebRTCConnection": "runner.webrtc.connection",
     "IceServer": "runner.webrtc.ice",
     "InvalidCandidateError": "runner.webrtc.ice",
@@ -25,8 +28,10 @@ _EXPORTS = {
 
 __all__ = [
     "CONNECTION_EVENTS",
+    "CandidateLimitError",
     "IceServer",
     "InvalidCandidateError",
+    "OfferRejected",
     "SignalingError",
     "SmallWebRTCConnection",
     "SmallWebRTCTransport",

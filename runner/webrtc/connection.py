@@ -3,15 +3,24 @@
 Events (handlers get the connection first): ``new``, ``connecting``, ``connected``, ``failed``,
 ``disconnected``, ``closed``, ``app-message`` (message), ``track-started`` / ``track-ended``
 (track), ``track-status`` (receiver_index, enabled), ``client-ready``, ``client-message``
-(msg_type, data, request_id), ``disconnect-bot``, ``pc-replaced`` (old_pc_id, new_pc_id).
+(msg_type, data, request_id), ``disconnect-bot``, ``pc-replaced`` (old_pc_id, new_pc_id),
+``suspended`` (reason), ``resumed`` (how).
 
 Semantics chosen here:
 
 * ``connected`` fires once per peer connection, and only after :meth:`connect` (the pipeline is
   ready); app messages arriving earlier are buffered and replayed by :meth:`connect`.
-* ``disconnected`` means *the peer* went away: aiortc ``failed`` (after ``failed``), a DTLS close
-  from the client, or keepalive pings stopping for ``keepalive_timeout_secs``. ``closed`` fires
-  exactly once when the connection is finished, whoever ended it.
+* A peer that *may come back* suspends the connection: keepalive pings stopping for
+  ``keepalive_timeout_secs`` (once pings were seen), or aiortc's ``failed`` (ICE consent lost).
+  ``suspended`` fires, :meth:`is_connected` turns false and the output tracks are detached from
+  the senders (nothing is encoded or paced toward a dead pc). Pings returning on the same pc, or a
+  ``restart_pc`` whose new pc connects, fire ``resumed`` and re-attach the output tracks. A
+  connection still suspended after ``resume_window_secs`` is lost (``disconnected``, ``closed``).
+  With ``resume_window_secs=0`` a lost peer ends the connection at once.
+* ``disconnected`` means *the peer* went away for good: a DTLS close from a live client (aiortc's
+  ``closed`` without our asking), or the resume window running out. A pc closing while the
+  connection is already suspended is the blackout's consent failure, not a goodbye: it stays
+  suspended. ``closed`` fires exactly once when the connection is finished, whoever ended it.
 * ``renegotiate(..., restart_pc=True)`` keeps this object, its handlers and its data-channel
   queue, but builds a new aiortc pc with a new ``pc_id``. The old pc's senders are detached
   (``replaceTrack(None)``) *before* it is closed, so aiortc neither stops our output tracks nor
@@ -19,7 +28,9 @@ Semantics chosen here:
   :meth:`replace_video_track` are re-attached to the new pc automatically. The old pc fires no
   events. Then ``pc-replaced`` (old_pc_id, new_pc_id) fires, ``track-started`` fires for the new
   remote tracks, and ``connected`` fires again when the new pc connects. No ``disconnected``
-  fires for a restart: the session continues.
+  fires for a restart: the session continues. A restart works from the suspended state too (the
+  old pc may have failed or been closed by aiortc already); ``resumed`` (``"restart"``) fires when
+  the new pc connects.
 """
 
 from __future__ import annotations
@@ -45,7 +56,9 @@ from runner.events import EventEmitter
 from runner.limits import DEFAULT_LIMITS, Limits
 from runner.webrtc.codecs import preferred_capabilities, validate_codecs
 from runner.webrtc.datachannel import SIGNALLING_PEER_LEFT, SIGNALLING_RENEGOTIATE, DataChannelLink
+from runner.webrtc.errors import CandidateLimitError, SignalingError
 from runner.webrtc.ice import (
+    CandidateBudget,
     IceServer,
     IceServersArg,
     normalize_ice_servers,
@@ -55,6 +68,8 @@ from runner.webrtc.ice import (
     validate_host_addresses,
 )
 from runner.webrtc.junk import JunkCounter, JunkKind
+from runner.webrtc.liveness import Liveness, Verdict
+from runner.webrtc.offer import check_offer
 from runner.webrtc.rtvi import RtviSession, is_rtvi
 
 CONNECTION_EVENTS: tuple[str, ...] = (
@@ -72,20 +87,16 @@ CONNECTION_EVENTS: tuple[str, ...] = (
     "client-message",
     "disconnect-bot",
     "pc-replaced",
+    "suspended",
+    "resumed",
 )
 
-#: With pings seen, ``is_connected()`` is true only if the last one is younger than this.
-PING_FRESH_SECS = 3.0
 #: Longest wait for ``peerLeft`` to leave the data channel before the pc closes.
 PEER_LEFT_DRAIN_SECS = 1.0
 #: ``ask_to_renegotiate`` sends at most one request per this window.
 RENEGOTIATE_DEBOUNCE_SECS = 2.0
 
 _log = structlog.get_logger("runner.webrtc.connection")
-
-
-class SignalingError(ValueError):
-    """An offer or renegotiation the connection cannot accept (bad SDP, wrong type, ...)."""
 
 
 class SmallWebRTCConnection(EventEmitter):
@@ -102,6 +113,7 @@ class SmallWebRTCConnection(EventEmitter):
         advertised_address: str | None = None,
         codecs: dict[str, list[str]] | None = None,
         keepalive_timeout_secs: float | None = None,
+        resume_window_secs: float = 0.0,
         limits: Limits | None = None,
     ) -> None:
         super().__init__()
@@ -113,17 +125,16 @@ class SmallWebRTCConnection(EventEmitter):
         self.host_addresses = validate_host_addresses(host_addresses) if host_addresses else None
         self.advertised_address = advertised_address
         self.codecs = validate_codecs(codecs)
-        self.keepalive_timeout_secs = keepalive_timeout_secs
+        self._liveness = Liveness(keepalive_timeout_secs, resume_window_secs, connection_timeout_secs)
+        self._liveness.new_pc(time.monotonic())
         self._pc: RTCPeerConnection | None = None
         self._pc_id = self._mint_pc_id()
-        self._pc_started = time.monotonic()
         self._pc_connected = False
         self._connected_fired = False
         self._answer: dict[str, str] | None = None
         self._connect_invoked = False
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._inbox_task: asyncio.Task[None] | None = None
-        self._last_ping: float | None = None
         self._closing = False
         self._closed = False
         self._lock = asyncio.Lock()
@@ -132,6 +143,7 @@ class SmallWebRTCConnection(EventEmitter):
         self._track_status: dict[int, bool] = {}
         self._audio_out: MediaStreamTrack | None = None
         self._video_out: MediaStreamTrack | None = None
+        self._candidates = CandidateBudget(self.limits.max_candidates_per_pc)
         self._junk = JunkCounter(self._logger)
         self._link = DataChannelLink(
             on_ping=self._on_ping,
@@ -173,13 +185,22 @@ class SmallWebRTCConnection(EventEmitter):
         """True once :meth:`close` ran (or started)."""
         return self._closing
 
+    @property
+    def suspended(self) -> bool:
+        """True while the peer is gone but may come back (see the module docstring)."""
+        return self._liveness.suspended
+
+    @property
+    def keepalive_seen(self) -> bool:
+        """True once the client sent a ``ping:`` on the current pc (from then on missing ones suspend)."""
+        return self._liveness.last_ping is not None
+
     def is_connected(self) -> bool:
-        """True while media may flow: pipeline connected, pc connected, pings (if any) fresh."""
-        if self._pc is None or self._closing or not self._connect_invoked:
+        """True while media may flow: pipeline connected, not suspended, pc connected, pings (if any) fresh."""
+        if self._pc is None or self._closing or not self._connect_invoked or self._liveness.suspended:
             return False
-        if self._last_ping is not None:
-            return time.monotonic() - self._last_ping < PING_FRESH_SECS
-        return self._pc.connectionState == "connected"
+        fresh = self._liveness.pings_fresh(time.monotonic())
+        return fresh if fresh is not None else self._pc.connectionState == "connected"
 
     def track_enabled(self, receiver_index: int) -> bool | None:
         """Last ``trackStatus`` the client reported for a receiver (None: never reported)."""
@@ -193,7 +214,7 @@ class SmallWebRTCConnection(EventEmitter):
 
     async def initialize(self, sdp: str, type: str) -> None:
         """Answer the client's first offer; afterwards :meth:`get_answer` holds the answer."""
-        offer = _parse_offer(sdp, type)
+        offer = check_offer(sdp, type, self.limits)
         async with self._lock:
             if self._closing:
                 raise SignalingError("connection is closed")
@@ -211,7 +232,7 @@ class SmallWebRTCConnection(EventEmitter):
 
     async def renegotiate(self, sdp: str, type: str, restart_pc: bool = False) -> None:
         """Answer a new offer on this pc, or on a brand-new pc when ``restart_pc`` is true."""
-        offer = _parse_offer(sdp, type)
+        offer = check_offer(sdp, type, self.limits)
         async with self._lock:
             if self._closing:
                 raise SignalingError("connection is closed")
@@ -243,16 +264,24 @@ class SmallWebRTCConnection(EventEmitter):
     async def add_ice_candidates(self, candidates: list[dict[str, Any]]) -> None:
         """Add trickled client candidates (PATCH format); an empty ``candidate`` ends them.
 
-        Every entry is parsed first, so a bad one (``InvalidCandidateError``, a ValueError)
-        rejects the whole batch before anything is applied.
+        Every entry is parsed first, so a bad one (``InvalidCandidateError``) or one too many
+        (``CandidateLimitError``: ``limits.max_candidates_per_patch`` per call, and
+        ``max_candidates_per_pc`` distinct ones per pc, inline ones included) rejects the whole
+        batch before anything is applied.
         """
         if not isinstance(candidates, list):
             raise SignalingError("'candidates' must be a list")
+        if len(candidates) > self.limits.max_candidates_per_patch:
+            raise CandidateLimitError(
+                f"{len(candidates)} candidates in one request; at most {self.limits.max_candidates_per_patch}"
+            )
         parsed = [parse_candidate(item) for item in candidates]
         async with self._lock:  # candidates racing a (re)negotiation go to the pc it produces
             pc = self._pc
             if pc is None or self._closing:
                 return
+            remote = pc.remoteDescription
+            self._candidates.admit(pc, remote.sdp if remote is not None else None, [c for c in parsed if c])
             await self._add_parsed(pc, parsed)
 
     async def _add_parsed(self, pc: RTCPeerConnection, parsed: list[Any]) -> None:
@@ -396,8 +425,15 @@ class SmallWebRTCConnection(EventEmitter):
         """Send an RTVI ``server-message`` with ``data``."""
         return self._rtvi.send_server_message(data)
 
+    def send_rtvi_error(self, error: str, fatal: bool) -> bool:
+        """Send the RTVI ``error`` message (a pipeline ``ErrorFrame``) to the client."""
+        return self._rtvi.send_error(error, fatal)
+
     def _on_ping(self) -> None:
-        self._last_ping = time.monotonic()
+        self._liveness.ping(time.monotonic())
+        pc = self._pc
+        if self._liveness.suspended and pc is not None and pc.connectionState == "connected":
+            self._spawn_task(self._resume("pings_returned"))
 
     def _on_track_status(self, index: int, enabled: bool) -> None:
         self._track_status[index] = enabled
@@ -442,7 +478,7 @@ class SmallWebRTCConnection(EventEmitter):
         )
         pc = RTCPeerConnection(configuration=config)
         self._pc = pc
-        self._pc_started = time.monotonic()
+        self._liveness.new_pc(time.monotonic())
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -471,7 +507,6 @@ class SmallWebRTCConnection(EventEmitter):
     def _reset_pc_state(self) -> None:
         self._pc_connected = False
         self._connected_fired = False
-        self._last_ping = None
         self._answer = None
 
     async def _retire_pc(self, pc: RTCPeerConnection) -> None:
@@ -494,9 +529,9 @@ class SmallWebRTCConnection(EventEmitter):
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except (ValueError, AssertionError, KeyError, IndexError) as exc:
-            raise SignalingError(f"offer rejected: {exc or type(exc).__name__}") from None
+            raise SignalingError(f"offer rejected: {exc or type(exc).__name__}") from exc
         except Exception as exc:  # aiortc raises its own error types (OperationError, InvalidStateError)
-            raise SignalingError(f"offer rejected: {type(exc).__name__}: {exc}") from None
+            raise SignalingError(f"offer rejected: {type(exc).__name__}: {exc}") from exc
         if self.host_addresses:
             restrict_host_addresses(pc, self.host_addresses)
         answer = await pc.createAnswer()
@@ -533,15 +568,50 @@ class SmallWebRTCConnection(EventEmitter):
         self._logger().debug("pc_state", state=state)
         if state == "connected":
             self._pc_connected = True
+            if self._liveness.suspended:
+                await self._resume("restart")
             if self._connect_invoked:
                 await self._fire_connected()
         elif state in ("new", "connecting"):
             await self._call_event_handler(state)
         elif state == "failed":
+            self._detach_senders()  # before any await: aiortc's own close of this pc may follow
             await self._call_event_handler("failed")
-            await self._peer_lost("ice_or_dtls_failed")
+            await self._suspend("ice_or_dtls_failed")
         elif state == "closed" and not self._closing:
-            await self._peer_lost("peer_closed")
+            if self._liveness.suspended:
+                self._logger().info("suspended_pc_closed")  # consent lost during the blackout
+            else:
+                await self._peer_lost("peer_closed")
+
+    def _detach_senders(self) -> None:
+        """Take our output tracks off the current pc's senders: aiortc stops pulling (and pacing) them."""
+        pc = self._pc
+        if pc is None:
+            return
+        for transceiver in pc.getTransceivers():
+            if transceiver.sender.track is not None:
+                transceiver.sender.replaceTrack(None)
+
+    async def _suspend(self, reason: str) -> None:
+        if self._closing or self._liveness.suspended:
+            return
+        if not self._liveness.can_suspend:
+            await self._peer_lost(reason)
+            return
+        self._liveness.suspend(time.monotonic())
+        self._detach_senders()
+        window = self._liveness.resume_window_secs
+        self._logger().info("connection_suspended", reason=reason, resume_window_secs=window)
+        await self._call_event_handler("suspended", reason)
+
+    async def _resume(self, how: str) -> None:
+        suspended_secs = None if self._closing else self._liveness.resume(time.monotonic())
+        if suspended_secs is None:
+            return
+        self._attach_output_tracks()
+        self._logger().info("connection_resumed", how=how, suspended_secs=round(suspended_secs, 3))
+        await self._call_event_handler("resumed", how)
 
     async def _fire_connected(self) -> None:
         if self._connected_fired:
@@ -560,53 +630,32 @@ class SmallWebRTCConnection(EventEmitter):
         await self.close()
 
     def _spawn_close(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.close())
+        self._spawn_task(self.close())
+
+    def _spawn_task(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._event_tasks.add(task)
         task.add_done_callback(self._event_tasks.discard)
 
     async def _watch(self) -> None:
-        """Connect timeout and keepalive supervision."""
-        step = 0.25 if self.keepalive_timeout_secs is None else min(0.25, self.keepalive_timeout_secs / 4)
+        """Connect timeout, keepalive and resume-window supervision (see :mod:`runner.webrtc.liveness`)."""
+        liveness = self._liveness
         while not self._closing:
-            await asyncio.sleep(step)
-            now = time.monotonic()
-            if self._pc is None:
+            await asyncio.sleep(liveness.step)
+            if self._pc is None and not liveness.suspended:
                 continue
-            if not self._pc_connected and now - self._pc_started > self.connection_timeout_secs:
-                self._logger().warning("connect_timeout", timeout_secs=self.connection_timeout_secs)
+            verdict = liveness.verdict(time.monotonic(), self._pc_connected)
+            if verdict is Verdict.RESUME_WINDOW_EXPIRED:
+                self._logger().warning("resume_window_expired", window_secs=liveness.resume_window_secs)
+                await self._peer_lost("resume_window_expired")
+                return
+            if verdict is Verdict.CONNECT_TIMEOUT:
+                self._logger().warning("connect_timeout", timeout_secs=liveness.connect_timeout_secs)
                 await self.close()
                 return
-            ka = self.keepalive_timeout_secs
-            if ka is not None and self._last_ping is not None and now - self._last_ping > ka:
-                self._logger().warning("keepalive_timeout", timeout_secs=ka)
-                await self._peer_lost("keepalive_timeout")
-                return
-
-
-def _parse_offer(sdp: Any, type: Any) -> aiortc_sdp.SessionDescription:
-    """Validate an offer before any pc work; raise :class:`SignalingError` with a clear reason."""
-    if type != "offer":
-        raise SignalingError(f"'type' must be 'offer', got {type!r}")
-    if not isinstance(sdp, str) or not sdp.strip():
-        raise SignalingError("'sdp' must be a non-empty SDP string")
-    if not sdp.lstrip().startswith("v=0"):
-        raise SignalingError("'sdp' is not an SDP offer (it must start with 'v=0')")
-    try:
-        parsed = aiortc_sdp.SessionDescription.parse(sdp)
-    except Exception as exc:  # aiortc's parser raises assorted errors on garbage
-        raise SignalingError(f"'sdp' could not be parsed: {type_name(exc)}: {exc}") from None
-    if not parsed.media:
-        raise SignalingError("'sdp' has no media sections")
-    for media in parsed.media:
-        has_ice = media.ice is not None and media.ice.usernameFragment is not None
-        if media.kind in ("audio", "video", "application") and (not has_ice or media.dtls is None):
-            raise SignalingError(f"'sdp' {media.kind} section lacks ICE credentials or DTLS fingerprint")
-    return parsed
-
-
-def type_name(exc: BaseException) -> str:
-    """Short exception class name for messages."""
-    return type(exc).__name__
+            if verdict is Verdict.KEEPALIVE_TIMEOUT:
+                self._logger().warning("keepalive_timeout", timeout_secs=liveness.keepalive_timeout_secs)
+                await self._suspend("keepalive_timeout")
 
 
 async def _close_quietly(pc: RTCPeerConnection) -> None:

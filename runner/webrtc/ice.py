@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from aioice import Candidate
 from aioice.ice import TransportPolicy
 from aiortc import RTCIceCandidate, RTCIceServer, RTCPeerConnection
 from aiortc.sdp import candidate_from_sdp
+
+from runner.webrtc.errors import CandidateLimitError, clip
 
 
 class InvalidCandidateError(ValueError):
@@ -144,7 +147,8 @@ def rewrite_host_candidates(sdp: str, advertised_address: str) -> str:
 def parse_candidate(item: Any) -> RTCIceCandidate | None:
     """Parse one PATCH entry ``{candidate, sdp_mid, sdp_mline_index}``; None = end-of-candidates.
 
-    Raises :class:`InvalidCandidateError` with a readable reason for anything malformed.
+    Raises :class:`InvalidCandidateError` with a readable reason for anything malformed, and
+    nothing else, whatever ``item`` is.
     """
     if not isinstance(item, dict):
         raise InvalidCandidateError(f"candidate entry must be an object, got {type(item).__name__}")
@@ -157,8 +161,8 @@ def parse_candidate(item: Any) -> RTCIceCandidate | None:
         raise InvalidCandidateError("'candidate' must be a string")
     if mid is not None and not isinstance(mid, str):
         raise InvalidCandidateError("'sdp_mid' must be a string or null")
-    if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
-        raise InvalidCandidateError("'sdp_mline_index' must be a non-negative integer or null")
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 1024):
+        raise InvalidCandidateError("'sdp_mline_index' must be an integer from 0 to 1023 or null")
     if mid is None and index is None:
         raise InvalidCandidateError("a candidate needs 'sdp_mid' or 'sdp_mline_index'")
     body = text.strip()
@@ -166,17 +170,98 @@ def parse_candidate(item: Any) -> RTCIceCandidate | None:
         body = body[2:]
     if body.startswith("candidate:"):
         body = body[len("candidate:") :]
-    bits = body.split()
-    if len(bits) < 8 or bits[6] != "typ":
-        raise InvalidCandidateError(f"cannot parse ICE candidate {text[:120]!r}")
-    try:
-        candidate = candidate_from_sdp(body)
-    except (AssertionError, ValueError, IndexError) as exc:
-        raise InvalidCandidateError(f"cannot parse ICE candidate {text[:120]!r}: {exc}") from None
-    if candidate.protocol.lower() not in ("udp", "tcp"):
-        raise InvalidCandidateError(f"unsupported candidate transport {candidate.protocol!r}")
-    if not 0 <= candidate.port <= 65535 or candidate.component < 1:
-        raise InvalidCandidateError(f"candidate port/component out of range in {text[:120]!r}")
+    candidate = parse_candidate_sdp(body)
     candidate.sdpMid = mid
     candidate.sdpMLineIndex = index
     return candidate
+
+
+def parse_candidate_sdp(text: str) -> RTCIceCandidate:
+    """Parse the value of an ``a=candidate:`` line; :class:`InvalidCandidateError` if it is unusable.
+
+    Beyond aiortc's parser: priority, port and component within their RFC 8445 ranges, UDP or
+    TCP only, and an address that is an IP literal or an mDNS ``.local`` name. Any other host
+    name would make the ICE agent resolve it through DNS, on behalf of whoever sent it.
+    """
+    bits = text.split()
+    shown = clip(text)
+    if len(bits) < 8 or bits[6] != "typ":
+        raise InvalidCandidateError(f"cannot parse ICE candidate {shown!r}")
+    if not all(bit.isascii() for bit in bits[:8]) or not bits[1].isdigit() or not bits[3].isdigit():
+        raise InvalidCandidateError(f"cannot parse ICE candidate {shown!r}: component and priority must be numbers")
+    if not bits[5].isdigit() or len(bits[5]) > 5:
+        raise InvalidCandidateError(f"cannot parse ICE candidate {shown!r}: bad port {clip(bits[5])!r}")
+    try:
+        candidate = candidate_from_sdp(text)
+    except (AssertionError, ValueError, IndexError) as exc:
+        raise InvalidCandidateError(f"cannot parse ICE candidate {shown!r}: {clip(str(exc))}") from exc
+    if candidate.protocol.lower() not in ("udp", "tcp"):
+        raise InvalidCandidateError(f"unsupported candidate transport {clip(candidate.protocol)!r}")
+    if not 0 <= candidate.port <= 65535 or not 1 <= candidate.component <= 256:
+        raise InvalidCandidateError(f"candidate port/component out of range in {shown!r}")
+    if not 0 <= candidate.priority < 2**32:
+        raise InvalidCandidateError(f"candidate priority out of range in {shown!r}")
+    if not _usable_address(candidate.ip):
+        raise InvalidCandidateError(
+            f"candidate address {clip(candidate.ip)!r} is neither an IP address nor an mDNS .local name"
+        )
+    return candidate
+
+
+_MDNS_NAME = re.compile(r"^[a-zA-Z0-9-]{1,63}\.local$")
+
+
+def _usable_address(host: str) -> bool:
+    if _MDNS_NAME.match(host):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def candidate_key(candidate: RTCIceCandidate) -> tuple[int, str, str, int]:
+    """What makes two remote candidates the same to the ICE agent: component and transport address."""
+    return (candidate.component, candidate.protocol.lower(), candidate.ip, candidate.port)
+
+
+def inline_candidate_keys(sdp: str) -> set[tuple[int, str, str, int]]:
+    """Keys of the usable ``a=candidate`` lines of an SDP (unusable ones are skipped)."""
+    keys = set()
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            try:
+                keys.add(candidate_key(parse_candidate_sdp(line[len("a=candidate:") :])))
+            except InvalidCandidateError:
+                continue
+    return keys
+
+
+class CandidateBudget:
+    """Distinct remote candidates one peer connection received (inline plus trickled), at most ``limit``.
+
+    The budget follows the peer connection it was last used with: a ``restart_pc`` (a new pc)
+    starts from zero. Only a weak reference to the pc is kept.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._owner: weakref.ref[Any] | None = None
+        self._seen: set[tuple[int, str, str, int]] = set()
+
+    def admit(self, owner: Any, remote_sdp: str | None, candidates: Sequence[RTCIceCandidate]) -> None:
+        """Count ``candidates`` for ``owner`` (``remote_sdp``'s inline ones included).
+
+        Raises :class:`CandidateLimitError`, counting nothing, when the batch would pass the limit.
+        """
+        if self._owner is None or self._owner() is not owner:
+            self._owner = weakref.ref(owner)
+            self._seen = set()
+        known = self._seen | (inline_candidate_keys(remote_sdp) if remote_sdp else set())
+        fresh = {candidate_key(c) for c in candidates} - known
+        if len(known) + len(fresh) > self.limit:
+            raise CandidateLimitError(
+                f"peer connection would have {len(known) + len(fresh)} remote ICE candidates; at most {self.limit}"
+            )
+        self._seen = known | fresh

@@ -31,6 +31,7 @@ from runner.audio.resample import AudioNormalizer
 from runner.frames import (
     CancelFrame,
     EndFrame,
+    ErrorFrame,
     Frame,
     FrameDirection,
     InputAudioRawFrame,
@@ -204,6 +205,9 @@ class SmallWebRTCInputTransport(FrameProcessor):
     # ------------------------------------------------------------ pipeline side
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, ErrorFrame) and direction is UPSTREAM:
+            # Errors travel upstream: here, at the top, the client hears of each one (before a fatal one's peerLeft).
+            self._transport.connection.send_rtvi_error(frame.error, frame.fatal)
         await self.push_frame(frame, direction)
         if isinstance(frame, StartFrame):
             # Everything downstream has its StartFrame now: safe to let media in.

@@ -21,6 +21,7 @@ from runner.frames import (
     BotStoppedSpeakingFrame,
     CancelFrame,
     EndFrame,
+    ErrorFrame,
     Frame,
     FrameDirection,
     OutputAudioRawFrame,
@@ -30,6 +31,7 @@ from runner.frames import (
 )
 from runner.params import TransportParams
 from runner.processors.base import DOWNSTREAM, UPSTREAM, FrameProcessor
+from runner.tasks import cancel_and_wait
 from runner.webrtc.tracks import AudioOutputTrack, VideoOutputTrack
 
 if TYPE_CHECKING:
@@ -60,7 +62,7 @@ class SmallWebRTCOutputTransport(FrameProcessor):
         self.video_track: VideoOutputTrack | None = None
         self._normalizer: AudioNormalizer | None = None
         self._speaking = False
-        self._watcher: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None | None] | None = None
         self.audio_dropped_frames = 0
         self.images_dropped = 0
 
@@ -93,6 +95,13 @@ class SmallWebRTCOutputTransport(FrameProcessor):
                 )
             conn.replace_video_track(self.video_track)
 
+    def suspend(self) -> None:
+        """The client vanished for now: drop queued bot audio and release a writer waiting for room."""
+        if self.audio_track is not None:
+            self.audio_track.clear()
+        if self._normalizer is not None:
+            self._normalizer.reset()
+
     def detach_tracks(self) -> None:
         """The session is over: end the tracks so no write waits on them."""
         for track in (self.audio_track, self.video_track):
@@ -115,6 +124,10 @@ class SmallWebRTCOutputTransport(FrameProcessor):
         elif isinstance(frame, OutputTransportMessageFrame) and direction is DOWNSTREAM:
             if not self._transport.connection.send_app_message(frame.message):
                 log.debug("app_message_dropped", processor=self.name)
+        elif isinstance(frame, ErrorFrame) and direction is DOWNSTREAM:
+            # Errors normally go upstream (the input transport tells the client); this one went down.
+            self._transport.connection.send_rtvi_error(frame.error, frame.fatal)
+            await self.push_frame(frame, direction)
         else:
             await self.push_frame(frame, direction)
 
@@ -148,7 +161,7 @@ class SmallWebRTCOutputTransport(FrameProcessor):
         self._speaking = True
         await self._push_both(BotStartedSpeakingFrame())
         if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.get_running_loop().create_task(self._watch_speaking(), name=f"{self.name}-speaking")
+            self._watcher = self.create_task(self._watch_speaking(), name="speaking")
 
     async def _bot_stopped(self) -> None:
         if self._speaking:
@@ -214,9 +227,7 @@ class SmallWebRTCOutputTransport(FrameProcessor):
 
     async def _stop_watcher(self) -> None:
         watcher, self._watcher = self._watcher, None
-        if watcher is not None and watcher is not asyncio.current_task():
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+        await cancel_and_wait(watcher)
 
 
 __all__ = ["BOT_STOP_SECS", "SmallWebRTCOutputTransport"]

@@ -5,6 +5,7 @@
   :meth:`RtviSession.send_server_response`. A request nobody answered gets an ``error-response``
   right away, so the JS client's ``sendClientRequest`` fails fast instead of timing out.
 * ``disconnect-bot`` -> the ``disconnect-bot`` event (the transport ends gracefully).
+* A pipeline ``ErrorFrame`` -> ``error`` ``{error, fatal}`` (no id); the JS client disconnects on a fatal one.
 * Other pipecat client types (``send-text``, ``dtmf``, ...) only reach the app as app messages;
   anything else gets ``error-response`` ``"Unsupported type <t>"``.
 
@@ -27,6 +28,8 @@ from runner.webrtc.junk import JunkCounter, JunkKind
 RTVI_LABEL = "rtvi-ai"
 RTVI_VERSION = "2.2.0"
 LIBRARY = "pipeline-run"
+#: Longest error text sent to the client (a processor's message can quote anything).
+MAX_ERROR_CHARS = 500
 
 #: Client types the app may handle through app messages; no automatic error for these.
 PASSIVE_TYPES = frozenset(
@@ -134,6 +137,12 @@ class RtviSession:
     def send_server_message(self, data: Any) -> bool:
         """Push arbitrary ``data`` to the client as ``server-message``."""
         return self._send(rtvi_message("server-message", data))
+
+    def send_error(self, error: str, fatal: bool) -> bool:
+        """Tell the client the bot hit an error (``error`` ``{error, fatal}``, no id); fatal ends the session."""
+        if len(error) > MAX_ERROR_CHARS:
+            error = error[: MAX_ERROR_CHARS - 3] + "..."
+        return self._send(rtvi_message("error", {"error": error, "fatal": fatal}))
 
     def _request_id(self, raw_id: Any) -> tuple[str | None, bool]:
         """``(id, usable)``: a missing/null id is fine (None, True); a wrong one is (None, False)."""

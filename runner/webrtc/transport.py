@@ -14,7 +14,11 @@ the output tracks are attached and the readers start, then ``on_client_connected
 Events (handlers get the transport first): ``on_app_message`` (message, sender_pc_id),
 ``on_client_connected`` / ``on_client_disconnected`` / ``on_client_closed`` / ``on_client_ready``
 (connection), ``on_client_message`` (msg_type, data, request_id; answer it with
-``connection.send_server_response``).
+``connection.send_server_response``), ``on_client_suspended`` (connection, reason) when the client
+vanished but may come back, ``on_client_resumed`` (connection, how) when it did (``how``:
+``"pings_returned"`` or ``"restart"``). While suspended the output is quiet: queued bot audio is
+dropped and later writes return at once (counted in ``audio_dropped_frames``), so neither the track
+buffer nor a TTS waiting on backpressure piles up; the pipeline and its state stay as they are.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ class SmallWebRTCTransport(EventEmitter):
         conn = webrtc_connection
         conn.add_event_handler("connected", self._on_connected)
         conn.add_event_handler("disconnected", self._on_disconnected)
+        conn.add_event_handler("suspended", self._on_suspended)
+        conn.add_event_handler("resumed", self._on_resumed)
         conn.add_event_handler("closed", self._on_closed)
         conn.add_event_handler("app-message", self._on_app_message)
         conn.add_event_handler("client-ready", self._on_client_ready)
@@ -149,6 +155,15 @@ class SmallWebRTCTransport(EventEmitter):
 
     async def _on_disconnected(self, conn: SmallWebRTCConnection) -> None:
         await self._call_event_handler("on_client_disconnected", conn)
+
+    async def _on_suspended(self, conn: SmallWebRTCConnection, reason: str) -> None:
+        self._output.suspend()
+        log.info("client_suspended", pc_id=conn.pc_id, reason=reason)
+        await self._call_event_handler("on_client_suspended", conn, reason)
+
+    async def _on_resumed(self, conn: SmallWebRTCConnection, how: str) -> None:
+        log.info("client_resumed", pc_id=conn.pc_id, how=how)
+        await self._call_event_handler("on_client_resumed", conn, how)
 
     async def _on_closed(self, conn: SmallWebRTCConnection) -> None:
         await self._input.stop_readers()

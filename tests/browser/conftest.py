@@ -150,12 +150,15 @@ def _test_spec(source: Path, tmp: Path, port: int) -> Path:
 
 
 @contextlib.contextmanager
-def serve_spec(source: Path, tmp: Path, *, answer_client_messages: bool = True) -> Iterator[LiveServer]:
+def serve_spec(
+    source: Path, tmp: Path, *, answer_client_messages: bool = True, registry: Any = None
+) -> Iterator[LiveServer]:
     """The real signalling server running ``source``'s bot, in a thread with its own loop.
 
     The bot is wrapped to record trackStatus and client-message requests (answered with
     ``{"echo": data}`` unless ``answer_client_messages`` is False, leaving them to the spec)
-    so the tests can see what the browser sent.
+    so the tests can see what the browser sent. ``registry`` (default: the installed plugins)
+    may add test-only processors.
     """
     from runner import build
     from runner.plugins import PluginRegistry
@@ -163,7 +166,7 @@ def serve_spec(source: Path, tmp: Path, *, answer_client_messages: bool = True) 
     from runner.spec import load_spec
 
     port = free_port()
-    spec = load_spec(_test_spec(source, tmp, port), PluginRegistry.discover())
+    spec = load_spec(_test_spec(source, tmp, port), registry or PluginRegistry.discover())
     config = build.server_config(spec, port=port)
     config = dataclasses.replace(config, host_addresses=["127.0.0.1"], static_dir=build.STATIC_DIR)
     base_bot = build.make_bot(spec)

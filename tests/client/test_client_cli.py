@@ -1,4 +1,9 @@
-"""``pipeline-run connect`` end to end: the command as a subprocess against real servers."""
+"""``pipeline-run connect`` end to end: the command as a subprocess against real servers.
+
+Reports are checked for order (connected before bot-ready), counts (echo bursts, messages) and
+what the audio holds, never for wall-clock durations: the machine may be loaded. Latency and
+continuity figures belong to ``bench/``.
+"""
 
 from __future__ import annotations
 
@@ -54,14 +59,18 @@ async def test_connect_play_record_messages_codec(server: RunningServer, tmp_pat
     report = json.loads(out)
     assert report["ok"] is True and report["final_state"] == "disconnected"
     assert report["negotiated_audio"] == ["PCMU"]
-    assert 0 < report["connected_ms"] <= report["bot_ready_ms"] < 5000
-    assert report["audio_seconds"] > 1.5 and report["audio_rms_dbfs"] > -30
+    assert 0 < report["connected_ms"] <= report["bot_ready_ms"]
+    assert report["audio_rms_dbfs"] > -30
     assert report["responses"] == [{"echo": {"city": "Oslo"}}]
     assert report["messages_out"] >= 2 and report["messages_in"] >= 2
     assert any(args == ({"hello": "bot"},) for name, args in server.recorder.events if name == "app-message")
     with wave.open(str(recording)) as w:
+        assert w.getframerate() == 48000
         data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    assert dominant_frequency(data[-24000:]) == pytest.approx(500.0, abs=15)
+    # every received sample was recorded, and what came back is the tone that was sent (through PCMU)
+    assert len(data) == pytest.approx(report["audio_seconds"] * 48000, abs=48)
+    assert len(data) >= 12000
+    assert dominant_frequency(data[-12000:]) == pytest.approx(500.0, abs=15)
 
 
 async def test_human_summary_and_start_flow(server: RunningServer) -> None:
@@ -88,10 +97,10 @@ async def test_load_mode_reports_echo_latency(start_server: StartServer) -> None
     summary = report["summary"]
     assert summary["clients"] == summary["succeeded"] == 3
     assert len(report["clients"]) == 3
-    assert 20 < summary["echo_ms_median"] < 1000
-    assert summary["continuity_median"] > 0.9
-    assert all(len(c["echo_ms"]) >= 2 for c in report["clients"])
-    assert summary["bot_ready_ms_median"] is not None
+    # each client heard its own bursts come back (counted by onsets), after it sent them
+    assert all(len(c["echo_ms"]) >= 2 and min(c["echo_ms"]) > 0 for c in report["clients"])
+    assert all(c["audio_seconds"] > 0 and 0 < c["connected_ms"] <= c["bot_ready_ms"] for c in report["clients"])
+    assert summary["echo_ms_median"] is not None and summary["bot_ready_ms_median"] is not None
 
 
 def _free_port() -> int:
@@ -134,7 +143,8 @@ async def test_against_pipeline_run_echo_yaml() -> None:
         )
         assert code == 0, err
         report = json.loads(out)
-        assert report["ok"] and report["audio_rms_dbfs"] > -35 and report["bot_ready_ms"] < 5000
+        assert report["ok"] and report["audio_rms_dbfs"] > -35
+        assert 0 < report["connected_ms"] <= report["bot_ready_ms"]
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 15)

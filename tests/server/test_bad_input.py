@@ -44,6 +44,9 @@ OFFER_CASES: list[tuple[str, dict[str, Any], int]] = [
     ("pc_id not a string", {"json": {"sdp": "v=0\r\n", "type": "offer", "pc_id": 5}}, 400),
     ("restart_pc not bool", {"json": {"sdp": "v=0\r\n", "type": "offer", "restart_pc": "yes"}}, 400),
     ("oversized", {"json": {"sdp": "v=0\r\n" + "a" * 300_000, "type": "offer"}}, 413),
+    ("deeply nested", {"data": b"[" * 100_000 + b"]" * 100_000}, 400),  # was a 500 (RecursionError)
+    ("nested past the depth limit", {"data": b'{"sdp": ' + b"[" * 40 + b"]" * 40 + b"}"}, 400),
+    ("not utf-8", {"data": b'{"sdp": "\xff\xfe", "type": "offer"}'}, 400),
 ]
 
 

@@ -13,6 +13,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from runner.server import ServerConfig, SessionInfo, create_app
+from runner.server.app import app_runner
 from runner.webrtc import SmallWebRTCConnection
 
 BASE_CONFIG = ServerConfig(
@@ -20,7 +21,6 @@ BASE_CONFIG = ServerConfig(
     port=0,
     ice_servers=[],
     host_addresses=["127.0.0.1"],
-    keepalive_timeout_secs=None,
     connect_timeout_secs=10.0,
     bot_grace_secs=0.5,
 )
@@ -72,7 +72,16 @@ class BotRecorder:
         """The echo bot factory."""
         self.infos.append(info)
         self.connections.append(connection)
-        for name in ("connected", "disconnected", "closed", "track-status", "app-message", "pc-replaced"):
+        for name in (
+            "connected",
+            "disconnected",
+            "closed",
+            "track-status",
+            "app-message",
+            "pc-replaced",
+            "suspended",
+            "resumed",
+        ):
             connection.add_event_handler(name, self._recorder(name))
         closed = asyncio.Event()
         connection.add_event_handler("closed", lambda _c: closed.set())
@@ -126,7 +135,7 @@ async def start_test_server(bot: Any = None, **overrides: Any) -> RunningServer:
     recorder = BotRecorder()
     config = replace(BASE_CONFIG, **overrides)
     app = create_app(config, bot or recorder.bot)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = app_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from runner.actions import ActionContext, ReplyAction, Step, run_steps
@@ -290,6 +290,8 @@ TYPES = ["a", "b", "c"]
 STEP_KINDS = st.one_of(st.just(None), st.sampled_from(TYPES), st.just("otherwise"))
 
 
+# no deadline: each failing action logs its traceback now, slow to render on a loaded machine
+@settings(deadline=None)
 @given(kinds=st.lists(STEP_KINDS, max_size=7), msg_type=st.sampled_from([*TYPES, "zzz"]))
 async def test_first_when_wins_plain_steps_always_run_otherwise_when_nothing_matched(
     kinds: list[str | None], msg_type: str

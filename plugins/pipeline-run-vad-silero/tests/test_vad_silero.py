@@ -40,10 +40,10 @@ def test_silence_and_white_noise_stay_quiet() -> None:
     assert VADState.SPEAKING not in feed(vad, noise)
 
 
-@pytest.mark.parametrize("rate", [8000, 48000])
+@pytest.mark.parametrize("rate", [8000, 24000, 44100, 48000])
 def test_other_sample_rates(rate: int) -> None:
     vad = SileroVAD(SileroVADParams(confidence=0.5, min_volume=0.3), sample_rate=rate)
-    assert vad.num_frames_required() == rate * 32 // 1000
+    assert vad.num_frames_required() == round(rate * 32 / 1000)
     assert VADState.SPEAKING in feed(vad, speech(rate), chunk=rate // 25)
 
 

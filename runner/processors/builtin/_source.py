@@ -24,7 +24,7 @@ class AudioSource(FrameProcessor):
 
     def __init__(self, *, name: str | None = None) -> None:
         super().__init__(name=name)
-        self._source_task: asyncio.Task[None] | None = None
+        self._source_task: asyncio.Task[None | None] | None = None
         self._source_done = False
         #: output format; subclasses set these in ``start()``.
         self.source_sample_rate = 24000
@@ -43,8 +43,7 @@ class AudioSource(FrameProcessor):
         """Start pushing audio (idempotent; does nothing once the source has run)."""
         if self._source_task is not None or self._source_done:
             return
-        loop = asyncio.get_running_loop()
-        self._source_task = loop.create_task(self._run_source(), name=f"{self.name}-source")
+        self._source_task = self.create_task(self._run_source(), name="source")
 
     @property
     def source_running(self) -> bool:
@@ -81,26 +80,20 @@ class AudioSource(FrameProcessor):
         started = time.monotonic()
         sent = 0
         pushed_samples = 0
-        try:
-            while True:
-                chunk = self.next_chunk()
-                if chunk is None:
-                    break
-                frame = OutputAudioRawFrame(audio=chunk, sample_rate=self.source_sample_rate, num_channels=1)
-                await self.push_frame(frame, DOWNSTREAM)
-                sent += 1
-                pushed_samples += len(chunk) // 2
-                if self.realtime:
-                    delay = started + pushed_samples / self.source_sample_rate - time.monotonic()
-                    await asyncio.sleep(max(0.0, delay))
-                else:
-                    await asyncio.sleep(0)  # let the rest of the loop breathe
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error("audio_source_failed", processor=self.name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
-            await self.push_error(f"{type(exc).__name__}: {exc}", fatal=True)
-            return
+        # A failure here is the task owner's: logged once, then a fatal error ends the session.
+        while True:
+            chunk = self.next_chunk()
+            if chunk is None:
+                break
+            frame = OutputAudioRawFrame(audio=chunk, sample_rate=self.source_sample_rate, num_channels=1)
+            await self.push_frame(frame, DOWNSTREAM)
+            sent += 1
+            pushed_samples += len(chunk) // 2
+            if self.realtime:
+                delay = started + pushed_samples / self.source_sample_rate - time.monotonic()
+                await asyncio.sleep(max(0.0, delay))
+            else:
+                await asyncio.sleep(0)  # let the rest of the loop breathe
         log.debug("audio_source_done", processor=self.name, chunks=sent)
         if self.end_when_done:
             await self.push_frame(EndFrame(reason=f"{self.name} finished"), UPSTREAM)

@@ -105,7 +105,7 @@ class UserTurnAggregator(FrameProcessor):
         self._vad_seen = False
         self._bot_speaking = False
         self._held_interruption = False
-        self._timer: asyncio.Task[None] | None = None
+        self._timer: asyncio.Task[None | None] | None = None
         self._window_open = False
         # VAD utterances stopped whose UtteranceTranscribedFrame has not arrived yet: counted,
         # not flagged, so a late mark for an earlier utterance cannot close a newer one
@@ -231,7 +231,7 @@ class UserTurnAggregator(FrameProcessor):
     def _arm_timer(self) -> None:
         self._cancel_timer()
         self._window_open = True
-        self._timer = asyncio.get_running_loop().create_task(self._grace(), name=f"{self.name}-late-transcripts")
+        self._timer = self.create_task(self._grace(), name="late-transcripts")
 
     def _cancel_timer(self) -> None:
         timer, self._timer = self._timer, None

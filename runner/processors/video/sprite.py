@@ -104,7 +104,7 @@ class Sprite(FrameProcessor):
         self.emitted = 0
         self._position = 0
         self._last_upstream: float | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None | None] | None = None
 
     @property
     def showing(self) -> bool:
@@ -122,7 +122,7 @@ class Sprite(FrameProcessor):
             self._last_upstream = self.clock()
         await self.push_frame(frame, direction)
         if isinstance(frame, StartFrame) and self.pictures and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"{self.name}-sprite")
+            self._task = self.create_task(self._run(), name="sprite")
 
     def next_picture(self) -> OutputImageRawFrame:
         """The next picture of the animation as a new frame (the bytes are shared)."""
@@ -135,27 +135,22 @@ class Sprite(FrameProcessor):
         period = 1.0 / self.params.fps
         started: float | None = None
         ticks = 0
-        try:
-            while True:
-                now = self.clock()
-                if self._last_upstream is not None and now - self._last_upstream < self.params.idle_secs:
-                    started = None  # paused: sleep until the quiet time could be over
-                    await self.sleep(self._last_upstream + self.params.idle_secs - now)
-                    continue
-                if started is None:
-                    started, ticks = now, 0
-                await self.push_frame(self.next_picture(), DOWNSTREAM)
-                self.emitted += 1
-                ticks += 1
-                delay = started + ticks * period - self.clock()
-                if delay < -period:  # fell more than a picture behind: do not burst to catch up
-                    started, ticks, delay = self.clock(), 0, 0.0
-                await self.sleep(max(0.0, delay))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error("sprite_failed", processor=self.name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
-            await self.push_error(f"{type(exc).__name__}: {exc}", fatal=True)
+        # A failure here is the task owner's: logged once, then a fatal error ends the session.
+        while True:
+            now = self.clock()
+            if self._last_upstream is not None and now - self._last_upstream < self.params.idle_secs:
+                started = None  # paused: sleep until the quiet time could be over
+                await self.sleep(self._last_upstream + self.params.idle_secs - now)
+                continue
+            if started is None:
+                started, ticks = now, 0
+            await self.push_frame(self.next_picture(), DOWNSTREAM)
+            self.emitted += 1
+            ticks += 1
+            delay = started + ticks * period - self.clock()
+            if delay < -period:  # fell more than a picture behind: do not burst to catch up
+                started, ticks, delay = self.clock(), 0, 0.0
+            await self.sleep(max(0.0, delay))
 
     async def _stop_task(self) -> None:
         task, self._task = self._task, None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 from pydantic import Field
 from runner.audio.pcm import pcm16_to_float
+from runner.audio.resample import StreamResampler
 from runner.audio.vad import VADAnalyzer, VADParams
 
 from pipeline_run_vad_silero.model import WINDOW, SileroModel
@@ -26,8 +26,9 @@ class SileroVADParams(VADParams):
 class SileroVAD(VADAnalyzer):
     """Silero VAD on 32 ms windows (512 samples at 16 kHz, 256 at 8 kHz).
 
-    Other input rates are accepted: each 32 ms window is interpolated to 16 kHz before
-    it reaches the model. The model's state is carried from window to window and reset
+    Other input rates are accepted: the audio is resampled to 16 kHz (the core's streaming
+    resampler, so its state carries from window to window) before it reaches the model.
+    The model's state is carried from window to window and reset
     after ``reset_after_secs`` of silence so it cannot drift over long sessions.
     """
 
@@ -39,6 +40,9 @@ class SileroVAD(VADAnalyzer):
         if params is not None and not isinstance(params, SileroVADParams):
             params = SileroVADParams.model_validate(params.model_dump())
         self._model: SileroModel | None = None
+        self._resampler: StreamResampler | None = None
+        self._pending = b""  # resampled audio short of a model window
+        self._confidence = 0.0
         self._quiet_samples = 0
         super().__init__(params, sample_rate=sample_rate)
 
@@ -50,6 +54,8 @@ class SileroVAD(VADAnalyzer):
     def _configure(self) -> None:
         if self._model is None or self._model.sample_rate != self.model_rate:
             self._model = SileroModel(self.model_rate)
+        self._resampler = None if self.sample_rate in WINDOW else StreamResampler(self.model_rate)
+        self._pending = b""
         super()._configure()
 
     def reset(self) -> None:
@@ -57,6 +63,9 @@ class SileroVAD(VADAnalyzer):
         super().reset()
         if self._model is not None:
             self._model.reset()
+        if self._resampler is not None:
+            self._resampler.reset()
+        self._pending = b""
         self._quiet_samples = 0
 
     def num_frames_required(self) -> int:
@@ -66,14 +75,20 @@ class SileroVAD(VADAnalyzer):
         return max(1, round(self.sample_rate * WINDOW[16000] / 16000))
 
     def voice_confidence(self, pcm: bytes) -> float:
-        """The model's speech probability for one window."""
+        """The model's speech probability for one window (the latest full one, when resampling)."""
         model = self._model
         assert model is not None
-        samples = pcm16_to_float(pcm)
-        if samples.shape[0] != model.window:
-            positions = np.linspace(0, samples.shape[0] - 1, model.window, dtype=np.float32)
-            samples = np.interp(positions, np.arange(samples.shape[0]), samples).astype(np.float32)
-        confidence = model(samples)
+        if self._resampler is None:
+            return self._run(model, pcm)
+        self._pending += self._resampler.push_pcm(pcm, self.sample_rate, 1)
+        size = model.window * 2
+        while len(self._pending) >= size:
+            window, self._pending = self._pending[:size], self._pending[size:]
+            self._confidence = self._run(model, window)
+        return self._confidence
+
+    def _run(self, model: SileroModel, pcm: bytes) -> float:
+        confidence = model(pcm16_to_float(pcm))
         if confidence >= self.params.confidence:
             self._quiet_samples = 0
         else:
