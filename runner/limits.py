@@ -68,13 +68,24 @@ class Limits(BaseModel):
     """Messages to the client kept while its data channel is not open yet."""
     answered_ids_memory: int = Field(default=1024, ge=16, le=1_000_000)
     """RTVI request ids remembered as answered (oldest forgotten first)."""
+    max_request_id_chars: int = Field(default=128, ge=8, le=4096)
+    """Longest RTVI request id accepted (client-js sends 8 characters); longer ones are junk."""
+    max_data_channels: int = Field(default=4, ge=1, le=1024)
+    """Data channels a client may open on one peer connection (the JS client opens one); more are closed."""
 
 
 DEFAULT_LIMITS = Limits()
 
 
 class JsonLimitError(ValueError):
-    """A JSON text that is not valid or nests deeper than allowed; the message says which."""
+    """A JSON text that is not valid or nests deeper than allowed; the message says which.
+
+    ``reason`` is ``"not_utf8"``, ``"not_json"`` or ``"too_deep"`` for callers that count kinds.
+    """
+
+    def __init__(self, message: str, *, reason: str = "not_json") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def loads_bounded(text: str | bytes, max_depth: int) -> Any:
@@ -88,16 +99,16 @@ def loads_bounded(text: str | bytes, max_depth: int) -> Any:
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise JsonLimitError(f"not UTF-8: {exc}") from exc
+            raise JsonLimitError(f"not UTF-8: {exc}", reason="not_utf8") from exc
     openers = text.count("[") + text.count("{")
     try:
         value = json.loads(text)
     except RecursionError as exc:
-        raise JsonLimitError(f"nested deeper than {max_depth} levels") from exc
+        raise JsonLimitError(f"nested deeper than {max_depth} levels", reason="too_deep") from exc
     except ValueError as exc:
         raise JsonLimitError(f"not valid JSON: {exc}") from exc
     if openers > max_depth and json_depth(value) > max_depth:
-        raise JsonLimitError(f"nested deeper than {max_depth} levels")
+        raise JsonLimitError(f"nested deeper than {max_depth} levels", reason="too_deep")
     return value
 
 

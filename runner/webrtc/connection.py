@@ -68,6 +68,7 @@ from runner.webrtc.ice import (
     rewrite_host_candidates,
     validate_host_addresses,
 )
+from runner.webrtc.junk import JunkCounter, JunkKind
 from runner.webrtc.liveness import Liveness, Verdict
 from runner.webrtc.offer import check_offer
 from runner.webrtc.receivers import gate_receivers
@@ -92,8 +93,8 @@ CONNECTION_EVENTS: tuple[str, ...] = (
     "resumed",
 )
 
-#: Most app messages buffered before ``connect()``.
-MAX_EARLY_MESSAGES = 100
+#: Longest wait for ``peerLeft`` to leave the data channel before the pc closes.
+PEER_LEFT_DRAIN_SECS = 1.0
 #: ``ask_to_renegotiate`` sends at most one request per this window.
 RENEGOTIATE_DEBOUNCE_SECS = 2.0
 
@@ -145,13 +146,23 @@ class SmallWebRTCConnection(EventEmitter):
         self._audio_out: MediaStreamTrack | None = None
         self._video_out: MediaStreamTrack | None = None
         self._candidates = CandidateBudget(self.limits.max_candidates_per_pc)
+        self._junk = JunkCounter(self._logger)
         self._link = DataChannelLink(
             on_ping=self._on_ping,
             on_track_status=self._on_track_status,
             on_message=self._on_message,
             logger=self._logger,
+            limits=self.limits,
+            junk=self._junk,
         )
-        self._rtvi = RtviSession(self.send_app_message, self._call_event_handler, self.has_event_handlers, self._logger)
+        self._rtvi = RtviSession(
+            self.send_app_message,
+            self._call_event_handler,
+            self.has_event_handlers,
+            self._logger,
+            limits=self.limits,
+            junk=self._junk,
+        )
 
     # -- identity and state ---------------------------------------------------------------------
 
@@ -301,13 +312,16 @@ class SmallWebRTCConnection(EventEmitter):
             await self._dispatch(self._inbox.get_nowait())
         if not self._closing:
             self._inbox_task = asyncio.get_running_loop().create_task(self._drain_inbox())
+            self._inbox_task.add_done_callback(self._inbox_task_done)
 
     async def disconnect(self) -> None:
         """Tell the client we are leaving (``peerLeft``), then close."""
         if self._closing:
             return
-        self._link.send_json(SIGNALLING_PEER_LEFT)
-        await asyncio.sleep(0.05)  # let SCTP put peerLeft on the wire before DTLS closes
+        if self._link.send_json(SIGNALLING_PEER_LEFT):
+            # on the wire before DTLS closes; a pc still connecting may yet open the channel
+            pending = not self._pc_connected or self._link.channel is not None
+            await self._link.drain(PEER_LEFT_DRAIN_SECS, wait_for_open=pending and self._pc is not None)
         await self.close()
 
     async def close(self) -> None:
@@ -324,6 +338,7 @@ class SmallWebRTCConnection(EventEmitter):
         self._link.clear()
         while not self._inbox.empty():
             self._inbox.get_nowait()
+        self._junk.log_summary()
         self._closed = True
         self._logger().info("connection_closed")
         await self._call_event_handler("closed")
@@ -403,8 +418,13 @@ class SmallWebRTCConnection(EventEmitter):
 
     # -- messages -------------------------------------------------------------------------------
 
+    @property
+    def junk_counts(self) -> dict[str, int]:
+        """Bad client input dropped so far in this session, by kind (see :class:`JunkKind`)."""
+        return self._junk.counts
+
     def send_app_message(self, message: Any) -> bool:
-        """Send ``message`` as JSON on the data channel (queued, at most 50, until it opens)."""
+        """Send ``message`` as JSON on the data channel (queued until it opens, up to ``max_outgoing_queue``)."""
         if self._closing:
             return False
         return self._link.send_json(message)
@@ -436,20 +456,34 @@ class SmallWebRTCConnection(EventEmitter):
         self._spawn_event_handler("track-status", index, enabled)
 
     def _on_message(self, message: dict[str, Any]) -> None:
-        if not self._connect_invoked and self._inbox.qsize() >= MAX_EARLY_MESSAGES:
-            self._logger().warning("early_message_dropped", limit=MAX_EARLY_MESSAGES)
+        """Queue an app message for the bot; the newest is dropped (and counted) when full."""
+        limit = self.limits.max_inbox_messages
+        if self._inbox.qsize() >= limit:
+            self._junk.record(JunkKind.INBOX_FULL, limit=limit, connected=self._connect_invoked)
             return
         self._inbox.put_nowait(message)
 
     async def _drain_inbox(self) -> None:
-        """Handle app messages one at a time, in arrival order."""
+        """Handle app messages one at a time, in arrival order (a failing one never stops it)."""
         while True:
             await self._dispatch(await self._inbox.get())
 
+    def _inbox_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._closing:
+            return
+        exc = task.exception()
+        self._logger().error("inbox_task_failed", error=f"{type(exc).__name__}: {exc}" if exc else "returned")
+        self._spawn_close()  # a session that cannot hear its client any more ends cleanly
+
     async def _dispatch(self, message: dict[str, Any]) -> None:
-        await self._call_event_handler("app-message", message)
-        if is_rtvi(message):
-            await self._rtvi.handle(message)
+        try:
+            await self._call_event_handler("app-message", message)
+            if is_rtvi(message):
+                await self._rtvi.handle(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # our RTVI handling failing on odd input must not make the session deaf
+            self._junk.record(JunkKind.DISPATCH_FAILED, level="error", error=f"{type(exc).__name__}: {exc}")
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -608,7 +642,7 @@ class SmallWebRTCConnection(EventEmitter):
             return
         self._logger().info("peer_lost", reason=reason)
         if self._link.is_open() and self._link.send_json(SIGNALLING_PEER_LEFT):
-            await asyncio.sleep(0.05)  # best effort: a half-alive client learns it was dropped
+            await self._link.drain(PEER_LEFT_DRAIN_SECS)  # best effort: a half-alive client learns it was dropped
         await self._call_event_handler("disconnected")
         await self.close()
 

@@ -8,13 +8,22 @@
 * A pipeline ``ErrorFrame`` -> ``error`` ``{error, fatal}`` (no id); the JS client disconnects on a fatal one.
 * Other pipecat client types (``send-text``, ``dtmf``, ...) only reach the app as app messages;
   anything else gets ``error-response`` ``"Unsupported type <t>"``.
+
+Every field is client-controlled and checked: ``type`` must be a string and ``id`` a string of
+at most ``max_request_id_chars`` (or absent); a bad envelope is counted as junk and, when its id
+is usable, answered with ``error-response``. ``data`` may be anything. Answered ids are
+remembered up to ``answered_ids_memory`` (oldest forgotten first).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from importlib import metadata
 from typing import Any
+
+from runner.limits import DEFAULT_LIMITS, Limits
+from runner.webrtc.junk import JunkCounter, JunkKind
 
 RTVI_LABEL = "rtvi-ai"
 RTVI_VERSION = "2.2.0"
@@ -56,8 +65,8 @@ def library_version() -> str:
 
 
 def is_rtvi(message: Any) -> bool:
-    """True for an RTVI envelope."""
-    return isinstance(message, dict) and message.get("label") == RTVI_LABEL and isinstance(message.get("type"), str)
+    """True for an RTVI envelope (``label`` is ``rtvi-ai``; its other fields may still be wrong)."""
+    return isinstance(message, dict) and message.get("label") == RTVI_LABEL
 
 
 def rtvi_message(msg_type: str, data: Any, msg_id: str | None = None) -> dict[str, Any]:
@@ -78,14 +87,35 @@ class RtviSession:
         fire: Callable[..., Awaitable[None]],
         has_handlers: Callable[[str], bool],
         logger: Callable[[], Any],
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        junk: JunkCounter | None = None,
     ) -> None:
         self._send = send
         self._fire = fire
         self._has_handlers = has_handlers
         self._log = logger
+        self.limits = limits
+        self.junk = junk if junk is not None else JunkCounter(logger)
         self.capabilities: dict[str, bool] = dict(DEFAULT_CAPABILITIES)
         self.client_ready = False
-        self._answered: set[str] = set()
+        self._version_warned = False
+        self._answered: OrderedDict[str, None] = OrderedDict()
+
+    def answered(self, request_id: str) -> bool:
+        """True if ``request_id`` was answered (and is still remembered)."""
+        return request_id in self._answered
+
+    @property
+    def answered_count(self) -> int:
+        """How many answered ids are remembered (at most ``answered_ids_memory``)."""
+        return len(self._answered)
+
+    def _remember(self, request_id: str) -> None:
+        self._answered[request_id] = None
+        self._answered.move_to_end(request_id)
+        while len(self._answered) > self.limits.answered_ids_memory:
+            self._answered.popitem(last=False)
 
     def bot_ready(self, request_id: str | None) -> dict[str, Any]:
         """The ``bot-ready`` message for a ``client-ready`` with ``request_id``."""
@@ -95,13 +125,13 @@ class RtviSession:
 
     def send_server_response(self, request_id: str, msg_type: str, data: Any) -> bool:
         """Answer a ``client-message`` request with ``server-response`` ``{t, d}``."""
-        self._answered.add(request_id)
+        self._remember(request_id)
         return self._send(rtvi_message("server-response", {"t": msg_type, "d": data}, request_id))
 
     def send_error_response(self, request_id: str | None, error: str) -> bool:
         """Answer a request with ``error-response``."""
         if request_id is not None:
-            self._answered.add(request_id)
+            self._remember(request_id)
         return self._send(rtvi_message("error-response", {"error": error}, request_id))
 
     def send_server_message(self, data: Any) -> bool:
@@ -114,11 +144,27 @@ class RtviSession:
             error = error[: MAX_ERROR_CHARS - 3] + "..."
         return self._send(rtvi_message("error", {"error": error, "fatal": fatal}))
 
+    def _request_id(self, raw_id: Any) -> tuple[str | None, bool]:
+        """``(id, usable)``: a missing/null id is fine (None, True); a wrong one is (None, False)."""
+        if raw_id is None:
+            return None, True
+        if isinstance(raw_id, str) and len(raw_id) <= self.limits.max_request_id_chars:
+            return raw_id, True
+        return None, False
+
     async def handle(self, message: dict[str, Any]) -> None:
         """React to one inbound RTVI message (the pipeline is already connected)."""
-        msg_type: str = message["type"]
-        raw_id = message.get("id")
-        request_id = raw_id if isinstance(raw_id, str) else (str(raw_id) if raw_id is not None else None)
+        request_id, id_ok = self._request_id(message.get("id"))
+        msg_type = message.get("type")
+        if not id_ok:
+            raw = message.get("id")
+            self.junk.record(JunkKind.BAD_RTVI, field="id", id_type=type(raw).__name__)
+            return  # nothing to address an answer to
+        if not isinstance(msg_type, str):
+            self.junk.record(JunkKind.BAD_RTVI, field="type", type_type=type(msg_type).__name__)
+            if request_id is not None:
+                self.send_error_response(request_id, "RTVI message needs a string 'type'")
+            return
         data = message.get("data")
         if msg_type == "client-ready":
             self._check_version(data)
@@ -130,8 +176,8 @@ class RtviSession:
         elif msg_type == "disconnect-bot":
             await self._fire("disconnect-bot")
         elif msg_type not in PASSIVE_TYPES:
-            self._log().warning("rtvi_unsupported_type", rtvi_type=msg_type)
-            self.send_error_response(request_id, f"Unsupported type {msg_type}")
+            self.junk.record(JunkKind.UNSUPPORTED_RTVI_TYPE, rtvi_type=msg_type[:64])
+            self.send_error_response(request_id, f"Unsupported type {msg_type[:64]}")
 
     async def _client_message(self, request_id: str | None, data: Any) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("t"), str):
@@ -140,13 +186,15 @@ class RtviSession:
         msg_type, payload = data["t"], data.get("d")
         handled = self._has_handlers("client-message")
         await self._fire("client-message", msg_type, payload, request_id)
-        if request_id is None or request_id in self._answered:
+        if request_id is None or self.answered(request_id):
             return
         reason = "was not answered by the bot" if handled else "has no handler in the bot"
         self.send_error_response(request_id, f"client-message {msg_type!r} {reason}")
 
     def _check_version(self, data: Any) -> None:
         version = data.get("version") if isinstance(data, dict) else None
-        major = str(version).split(".", 1)[0] if version is not None else ""
-        if major != RTVI_VERSION.split(".", 1)[0]:
-            self._log().warning("rtvi_client_version_mismatch", client_version=version, server_version=RTVI_VERSION)
+        shown = version[:32] if isinstance(version, str) else type(version).__name__
+        major = version.split(".", 1)[0] if isinstance(version, str) else ""
+        if major != RTVI_VERSION.split(".", 1)[0] and not self._version_warned:
+            self._version_warned = True  # a client repeating client-ready gets one warning, not a flood
+            self._log().warning("rtvi_client_version_mismatch", client_version=shown, server_version=RTVI_VERSION)

@@ -7,11 +7,13 @@ import json
 from typing import Any
 
 import pytest
+import structlog
 from aiortc import RTCSessionDescription
 
+from runner.limits import DEFAULT_LIMITS
 from runner.webrtc import IceServer, InvalidCandidateError, SignalingError, SmallWebRTCConnection
 from runner.webrtc.codecs import UnknownCodecError, normalize_codec_name, supported_codecs, validate_codecs
-from runner.webrtc.datachannel import MAX_QUEUED_MESSAGES, DataChannelLink
+from runner.webrtc.datachannel import SIGNALLING_PEER_LEFT, DataChannelLink
 from runner.webrtc.ice import normalize_ice_servers, parse_candidate, rewrite_host_candidates
 from tests.support.peer import TestPeer, ToneTrack
 
@@ -113,12 +115,24 @@ def test_rewrite_host_candidates() -> None:
     assert out[2].endswith("typ srflx raddr 10.0.0.5 rport 40000")
 
 
+def _log() -> Any:
+    return structlog.get_logger("tests.connection")
+
+
+class FakeSctp:
+    async def _data_channel_receive(self, stream_id: int, pp_id: int, data: bytes) -> None:
+        pass
+
+
 class FakeChannel:
     def __init__(self) -> None:
+        self.transport = FakeSctp()
         self.readyState = "connecting"
         self.label = "chat"
         self.sent: list[str] = []
         self.handlers: dict[str, Any] = {}
+        self.bufferedAmount = 0
+        self.bufferedAmountLowThreshold = 0
 
     def on(self, name: str) -> Any:
         def deco(fn: Any) -> Any:
@@ -129,6 +143,36 @@ class FakeChannel:
 
     def send(self, text: str) -> None:
         self.sent.append(text)
+        self.bufferedAmount += len(text)  # until the test says SCTP took it
+
+    def sctp_took_everything(self) -> None:
+        self.bufferedAmount = 0
+        self.handlers["bufferedamountlow"]()
+
+
+async def test_drain_waits_for_the_channel_to_open_and_empty() -> None:
+    link = DataChannelLink(on_ping=lambda: None, on_track_status=lambda i, e: None, on_message=print, logger=_log)
+    assert await link.drain(5.0) is False  # no channel and not asked to wait for one
+    link.send_json(SIGNALLING_PEER_LEFT)
+    drained = asyncio.get_running_loop().create_task(link.drain(10.0, wait_for_open=True))
+    await asyncio.sleep(0)
+    channel = FakeChannel()
+    link.adopt(channel)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert not drained.done() and channel.sent == []
+    channel.readyState = "open"
+    channel.handlers["open"]()  # the queued peerLeft goes out...
+    assert [json.loads(t) for t in channel.sent] == [SIGNALLING_PEER_LEFT]
+    await asyncio.sleep(0)
+    assert not drained.done()  # ...but is still in aiortc's buffer
+    channel.sctp_took_everything()
+    assert await drained is True
+    assert await link.drain(0.01) is True  # nothing buffered: at once
+    channel.send("x")
+    assert await link.drain(0.05) is False  # bounded: SCTP never took it
+    channel.readyState = "closed"
+    channel.handlers["close"]()
+    assert await link.drain(5.0, wait_for_open=True) is False  # a closed channel will not drain
 
 
 def test_datachannel_queue_and_dispatch() -> None:
@@ -137,16 +181,18 @@ def test_datachannel_queue_and_dispatch() -> None:
         on_ping=lambda: got["ping"].append(1),
         on_track_status=lambda i, e: got["status"].append((i, e)),
         on_message=got["msg"].append,
-        logger=lambda: __import__("structlog").get_logger("test"),
+        logger=_log,
     )
-    for i in range(MAX_QUEUED_MESSAGES + 5):
+    queued = DEFAULT_LIMITS.max_outgoing_queue
+    for i in range(queued + 5):
         link.send_json({"n": i})
     channel = FakeChannel()
     link.adopt(channel)  # type: ignore[arg-type]
     assert channel.sent == []
     channel.readyState = "open"
     channel.handlers["open"]()
-    assert [json.loads(t)["n"] for t in channel.sent] == list(range(MAX_QUEUED_MESSAGES))
+    assert [json.loads(t)["n"] for t in channel.sent] == list(range(queued))
+    assert link.junk.counts == {"outgoing_queue_full": 5}
     assert link.send_json({"set": {1}}) is False  # not JSON-encodable: warning, no exception
     for text in ("ping: 1795235330336", "not json", "[1,2]", '{"type":"signalling","message":{"type":"nope"}}'):
         link.handle_text(text)
