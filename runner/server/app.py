@@ -18,6 +18,7 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from runner.limits import JsonLimitError, loads_bounded
+from runner.ratelimit import TokenBucket
 from runner.server.config import BotFactory, ServerConfig
 from runner.server.errors import (
     ApiError,
@@ -29,7 +30,7 @@ from runner.server.errors import (
     TooManyRequests,
     refusal_for,
 )
-from runner.server.ratelimit import RateLimiter, TokenBucket
+from runner.server.ratelimit import RateLimiter
 from runner.server.sessions import Session, SessionRegistry, SessionState
 from runner.webrtc.aiortc_internals import check_internals
 from runner.webrtc.connection import SmallWebRTCConnection

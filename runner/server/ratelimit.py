@@ -1,8 +1,4 @@
-"""Token buckets for per-session request rates (PATCH, renegotiation), with an injectable clock.
-
-A bucket holds at most ``burst`` tokens and refills at ``rate`` tokens per second; a request
-takes one token or is refused with the seconds until one is available (for ``Retry-After``).
-"""
+"""Per-session request rates (PATCH, renegotiation): one :class:`TokenBucket` pair per session."""
 
 from __future__ import annotations
 
@@ -11,31 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from runner.limits import Limits
-
-Clock = Callable[[], float]
-
-
-class TokenBucket:
-    """``burst`` requests back to back, then ``rate`` per second."""
-
-    def __init__(self, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("a token bucket needs rate > 0 and burst >= 1")
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._updated = clock()
-
-    def take(self) -> float | None:
-        """Take a token: None if granted, else the seconds until the next token."""
-        now = self._clock()
-        self._tokens = min(float(self.burst), self._tokens + max(0.0, now - self._updated) * self.rate)
-        self._updated = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return None
-        return (1.0 - self._tokens) / self.rate
+from runner.ratelimit import Clock, TokenBucket
 
 
 @dataclass
@@ -67,8 +39,10 @@ class RateLimiter:
                 del self._rates[stale]
             limits = self.limits
             rates = SessionRates(
-                patch=TokenBucket(limits.patch_rate_per_sec, limits.patch_burst, self.clock),
-                renegotiation=TokenBucket(limits.renegotiations_per_min / 60.0, limits.renegotiation_burst, self.clock),
+                patch=TokenBucket(limits.patch_rate_per_sec, limits.patch_burst, clock=self.clock),
+                renegotiation=TokenBucket(
+                    limits.renegotiations_per_min / 60.0, limits.renegotiation_burst, clock=self.clock
+                ),
             )
             self._rates[session_id] = rates
         return rates
@@ -77,4 +51,4 @@ class RateLimiter:
         return len(self._rates)
 
 
-__all__ = ["Clock", "RateLimiter", "SessionRates", "TokenBucket"]
+__all__ = ["RateLimiter", "SessionRates"]

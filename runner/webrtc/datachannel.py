@@ -22,8 +22,8 @@ from typing import Any, Final
 from aiortc import RTCDataChannel
 
 from runner.limits import DEFAULT_LIMITS, JsonLimitError, Limits, loads_bounded
+from runner.ratelimit import TokenBucket
 from runner.webrtc.junk import JunkCounter, JunkKind
-from runner.webrtc.ratelimit import TokenBucket
 from runner.webrtc.sctp_guard import guard_receive, missing_private_names
 
 SIGNALLING_RENEGOTIATE: dict[str, Any] = {"type": "signalling", "message": {"type": "renegotiate"}}

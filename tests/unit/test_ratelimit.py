@@ -6,7 +6,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from runner.limits import Limits
-from runner.server.ratelimit import RateLimiter, TokenBucket
+from runner.ratelimit import TokenBucket
+from runner.server.ratelimit import RateLimiter
 
 
 class FakeClock:
@@ -27,7 +28,7 @@ class FakeClock:
 @example(rate=1.0, burst=1, gaps=[0.0, 0.0, 1.0])
 def test_never_more_than_burst_plus_rate_times_elapsed(rate: float, burst: int, gaps: list[float]) -> None:
     clock = FakeClock()
-    bucket = TokenBucket(rate, burst, clock)
+    bucket = TokenBucket(rate, burst, clock=clock)
     granted = 0
     for gap in gaps:
         clock.now += gap
@@ -42,7 +43,7 @@ def test_never_more_than_burst_plus_rate_times_elapsed(rate: float, burst: int, 
 @given(rate=st.floats(min_value=0.01, max_value=100.0), burst=st.integers(min_value=1, max_value=50))
 def test_burst_back_to_back_then_refused_then_granted_after_retry_after(rate: float, burst: int) -> None:
     clock = FakeClock()
-    bucket = TokenBucket(rate, burst, clock)
+    bucket = TokenBucket(rate, burst, clock=clock)
     assert [bucket.take() for _ in range(burst)] == [None] * burst
     wait = bucket.take()
     assert wait is not None

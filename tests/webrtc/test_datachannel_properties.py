@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runner.limits import DEFAULT_LIMITS, Limits, json_depth
+from runner.ratelimit import TokenBucket
 from runner.webrtc.datachannel import ACCEPTED, APP_MESSAGE, PING, TRACK_STATUS, DataChannelLink
 from runner.webrtc.junk import JunkCounter, JunkKind
-from runner.webrtc.ratelimit import TokenBucket
 from runner.webrtc.rtvi import PASSIVE_TYPES, RtviSession
 from tests.webrtc.hostile import frames, json_values, nested, rtvi_envelopes
 
