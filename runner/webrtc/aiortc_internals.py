@@ -2,7 +2,8 @@
 
 aiortc has no public API for what latency and safety need here: the receivers' jitter buffers
 and codec maps, enabling a receiver, the remote track's frame queue, the sender's running
-codec, the ICE gatherer's aioice connection. Those accesses live in this module only, and
+codec, the ICE gatherer's aioice connection, the SCTP data-channel receive path. Those
+accesses live in this module only, and
 :func:`check_internals` (run at server start and by the first :class:`SmallWebRTCConnection`)
 proves that each of them exists in the installed versions: a renamed attribute fails start-up
 with its name and the versions, instead of an ``AttributeError`` at the first call or a limit
@@ -14,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import metadata
 from typing import Any
 
 from aioice import Connection as IceConnection
 from aioice.ice import TransportPolicy
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, RTCSctpTransport
+from aiortc import rtcsctptransport as _sctp
 from aiortc.codecs import get_encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
@@ -103,6 +105,9 @@ def _check_on(pc: RTCPeerConnection) -> None:
         )
     encoder = get_encoder(RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111))
     _require(encoder, "pack", "aiortc Opus encoder")
+    missing = missing_sctp_names()
+    if missing:
+        raise InternalsError(f"aiortc lacks {', '.join(missing)} in the installed {installed_versions()}")
 
 
 @functools.cache
@@ -268,3 +273,60 @@ __all__ = [
     "transceiver_codecs",
     "unregister_from_router",
 ]
+
+
+# -- the SCTP data-channel receive path -----------------------------------------------------------
+#
+# aiortc decodes a text (PPID 51) message with a strict ``bytes.decode("utf8")`` and asserts on
+# protocol violations (a second DCEP open for a stream) inside the task that runs DTLS; either
+# exception ends the whole peer connection before any handler of ours runs. :func:`guard_receive`
+# wraps the transport's ``_data_channel_receive`` so a text message that is not UTF-8 is delivered
+# as binary (the data-channel link counts it as ``binary_not_utf8``) and any other failure is
+# reported to ``on_failure`` instead of propagating.
+
+_RECEIVE = "_data_channel_receive"
+_MARK = "_pipeline_run_receive_guarded"
+
+#: The private aiortc names this module relies on (for a start-up check).
+SCTP_PRIVATE_NAMES: tuple[str, ...] = (
+    f"aiortc.rtcsctptransport.RTCSctpTransport.{_RECEIVE}",
+    "aiortc.rtcsctptransport.WEBRTC_STRING",
+    "aiortc.rtcsctptransport.WEBRTC_BINARY",
+)
+
+
+def missing_sctp_names() -> list[str]:
+    """Which of :data:`SCTP_PRIVATE_NAMES` the installed aiortc lacks (empty when all are there)."""
+    missing = []
+    if not inspect.iscoroutinefunction(getattr(RTCSctpTransport, _RECEIVE, None)):
+        missing.append(SCTP_PRIVATE_NAMES[0])
+    for name, full in (("WEBRTC_STRING", SCTP_PRIVATE_NAMES[1]), ("WEBRTC_BINARY", SCTP_PRIVATE_NAMES[2])):
+        if not isinstance(getattr(_sctp, name, None), int):
+            missing.append(full)
+    return missing
+
+
+def guard_receive(transport: Any, on_failure: Callable[[Exception], None]) -> bool:
+    """Wrap ``transport``'s receive path once; False (nothing changed) if aiortc lacks the seam."""
+    if getattr(transport, _MARK, False):
+        return True
+    original: Callable[[int, int, bytes], Awaitable[None]] | None = getattr(transport, _RECEIVE, None)
+    if original is None or missing_sctp_names():
+        return False
+    text_ppid: int = _sctp.WEBRTC_STRING
+    binary_ppid: int = _sctp.WEBRTC_BINARY
+
+    async def guarded(stream_id: int, pp_id: int, data: bytes) -> None:
+        if pp_id == text_ppid:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                pp_id = binary_ppid  # hand it on as bytes: the link drops and counts it
+        try:
+            await original(stream_id, pp_id, data)
+        except Exception as exc:  # a client's frame broke aiortc's handling: report, keep the association
+            on_failure(exc)
+
+    setattr(transport, _RECEIVE, guarded)
+    setattr(transport, _MARK, True)
+    return True

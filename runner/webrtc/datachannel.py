@@ -23,8 +23,8 @@ from aiortc import RTCDataChannel
 
 from runner.limits import DEFAULT_LIMITS, JsonLimitError, Limits, loads_bounded
 from runner.ratelimit import TokenBucket
+from runner.webrtc.aiortc_internals import guard_receive, missing_sctp_names
 from runner.webrtc.junk import JunkCounter, JunkKind
-from runner.webrtc.sctp_guard import guard_receive, missing_private_names
 
 SIGNALLING_RENEGOTIATE: dict[str, Any] = {"type": "signalling", "message": {"type": "renegotiate"}}
 SIGNALLING_PEER_LEFT: dict[str, Any] = {"type": "signalling", "message": {"type": "peerLeft"}}
@@ -94,7 +94,7 @@ class DataChannelLink:
         self._channel = channel
         self._log().debug("data_channel_adopted", label=channel.label, state=channel.readyState)
         if not guard_receive(channel.transport, self._on_frame_failure):
-            self._log().warning("sctp_receive_unguarded", missing=missing_private_names(), aiortc=_aiortc_version())
+            self._log().warning("sctp_receive_unguarded", missing=missing_sctp_names(), aiortc=_aiortc_version())
 
         # These run inside aiortc's SCTP/DTLS tasks: an exception escaping them would end the
         # peer connection. handle_text and flush never raise.

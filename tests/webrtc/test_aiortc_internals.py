@@ -83,3 +83,10 @@ async def test_renamed_method_fails_the_first_library_connection(monkeypatch: py
     finally:
         await offer.close()
         await conn.close()
+
+
+async def test_server_start_names_a_missing_sctp_receive_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(aiortc.RTCSctpTransport, "_data_channel_receive")
+    with pytest.raises(InternalsError, match="_data_channel_receive") as caught:
+        await start_test_server()
+    assert f"aiortc {aiortc.__version__}" in str(caught.value)

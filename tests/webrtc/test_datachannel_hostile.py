@@ -30,9 +30,9 @@ from runner.limits import Limits
 from runner.plugins import PluginRegistry
 from runner.spec import load_spec
 from runner.webrtc import SmallWebRTCConnection
+from runner.webrtc.aiortc_internals import guard_receive, missing_sctp_names
 from runner.webrtc.junk import JunkKind
 from runner.webrtc.rtvi import RtviSession
-from runner.webrtc.sctp_guard import guard_receive, missing_private_names
 from tests.support.peer import TestPeer, ToneTrack
 from tests.support.server import RunningServer, StartServer
 from tests.webrtc.hostile import frames, nested
@@ -356,7 +356,7 @@ async def test_generated_frames_over_a_real_channel_never_end_the_session(server
 
 
 def test_the_sctp_guard_finds_what_it_needs_in_this_aiortc() -> None:
-    assert missing_private_names() == [], f"aiortc {metadata.version('aiortc')} lacks what sctp_guard wraps"
+    assert missing_sctp_names() == [], f"aiortc {metadata.version('aiortc')} lacks what guard_receive wraps"
 
     class NoSeam:
         pass
