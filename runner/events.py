@@ -36,8 +36,6 @@ class EventEmitter:
     def __init__(self) -> None:
         self._event_handlers: dict[str, list[EventHandler]] = {}
         self._handler_tasks = TaskOwner(type(self).__name__)
-        #: tasks a subclass started and tracks itself; awaited along with the handlers.
-        self._event_tasks: set[asyncio.Task[None]] = set()
 
     def _register_event_handler(self, name: str) -> None:
         self._event_handlers.setdefault(name, [])
@@ -95,9 +93,3 @@ class EventEmitter:
     async def _wait_event_handlers(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a grace period
         """Let spawned handlers finish (bounded), cancelling stragglers."""
         await self._handler_tasks.wait(timeout)
-        pending = {task for task in self._event_tasks if task is not asyncio.current_task()}
-        if not pending:
-            return
-        _, still = await asyncio.wait(pending, timeout=timeout)
-        for task in still:
-            task.cancel()

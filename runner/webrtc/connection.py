@@ -42,20 +42,15 @@ import uuid
 from typing import Any, ClassVar
 
 import structlog
-from aiortc import (
-    MediaStreamTrack,
-    RTCBundlePolicy,
-    RTCConfiguration,
-    RTCPeerConnection,
-    RTCRtpTransceiver,
-    RTCSessionDescription,
-)
+from aiortc import MediaStreamTrack, RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver
 from aiortc import sdp as aiortc_sdp
 
 from runner.events import EventEmitter
 from runner.limits import DEFAULT_LIMITS, Limits
+from runner.tasks import TaskOwner
 from runner.webrtc import aiortc_internals
-from runner.webrtc.codecs import preferred_capabilities, validate_codecs
+from runner.webrtc.answer import AnswerSettings, answer_offer
+from runner.webrtc.codecs import validate_codecs
 from runner.webrtc.datachannel import SIGNALLING_PEER_LEFT, SIGNALLING_RENEGOTIATE, DataChannelLink
 from runner.webrtc.errors import CandidateLimitError, SignalingError
 from runner.webrtc.ice import (
@@ -64,14 +59,11 @@ from runner.webrtc.ice import (
     IceServersArg,
     normalize_ice_servers,
     parse_candidate,
-    restrict_host_addresses,
-    rewrite_host_candidates,
     validate_host_addresses,
 )
 from runner.webrtc.junk import JunkCounter, JunkKind
 from runner.webrtc.liveness import Liveness, Verdict
 from runner.webrtc.offer import check_offer
-from runner.webrtc.receivers import gate_receivers
 from runner.webrtc.rtvi import RtviSession, is_rtvi
 
 CONNECTION_EVENTS: tuple[str, ...] = (
@@ -136,11 +128,13 @@ class SmallWebRTCConnection(EventEmitter):
         self._answer: dict[str, str] | None = None
         self._connect_invoked = False
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._inbox_task: asyncio.Task[None] | None = None
+        self._inbox_task: asyncio.Task[None | None] | None = None
         self._closing = False
         self._closed = False
         self._lock = asyncio.Lock()
-        self._watchdog: asyncio.Task[None] | None = None
+        # The watchdog, the inbox and deferred closes/resumes: a failing one is logged and ends us.
+        self._tasks = TaskOwner(type(self).__name__, on_failure=self._task_failed)
+        self._watchdog: asyncio.Task[None | None] | None = None
         self._last_renegotiate_ask = 0.0
         self._track_status: dict[int, bool] = {}
         self._audio_out: MediaStreamTrack | None = None
@@ -231,7 +225,7 @@ class SmallWebRTCConnection(EventEmitter):
                 await _close_quietly(pc)
                 raise
             if self._watchdog is None:
-                self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+                self._watchdog = self._tasks.spawn(self._watch(), name="connection-watch")
 
     async def renegotiate(self, sdp: str, type: str, restart_pc: bool = False) -> None:
         """Answer a new offer on this pc, or on a brand-new pc when ``restart_pc`` is true."""
@@ -311,8 +305,7 @@ class SmallWebRTCConnection(EventEmitter):
         while not self._inbox.empty() and not self._closing:  # replay early messages, in order
             await self._dispatch(self._inbox.get_nowait())
         if not self._closing:
-            self._inbox_task = asyncio.get_running_loop().create_task(self._drain_inbox())
-            self._inbox_task.add_done_callback(self._inbox_task_done)
+            self._inbox_task = self._tasks.spawn(self._drain_inbox(), name="connection-inbox")
 
     async def disconnect(self) -> None:
         """Tell the client we are leaving (``peerLeft``), then close."""
@@ -449,7 +442,7 @@ class SmallWebRTCConnection(EventEmitter):
         self._liveness.ping(time.monotonic())
         pc = self._pc
         if self._liveness.suspended and pc is not None and pc.connectionState == "connected":
-            self._spawn_task(self._resume("pings_returned"))
+            self._tasks.spawn(self._resume("pings_returned"), name="connection-resume")
 
     def _on_track_status(self, index: int, enabled: bool) -> None:
         self._track_status[index] = enabled
@@ -468,12 +461,10 @@ class SmallWebRTCConnection(EventEmitter):
         while True:
             await self._dispatch(await self._inbox.get())
 
-    def _inbox_task_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or self._closing:
-            return
-        exc = task.exception()
-        self._logger().error("inbox_task_failed", error=f"{type(exc).__name__}: {exc}" if exc else "returned")
-        self._spawn_close()  # a session that cannot hear its client any more ends cleanly
+    async def _task_failed(self, name: str, exc: Exception) -> None:
+        """A background task of ours died (logged by the owner): a deaf or blind session ends cleanly."""
+        if not self._closing:
+            await self.close()
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         try:
@@ -541,45 +532,9 @@ class SmallWebRTCConnection(EventEmitter):
             self.replace_video_track(self._video_out)
 
     async def _answer_offer(self, pc: RTCPeerConnection, sdp: str, offer: aiortc_sdp.SessionDescription) -> None:
-        self._prepare_transceivers(pc, offer)
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except (ValueError, AssertionError, KeyError, IndexError) as exc:
-            raise SignalingError(f"offer rejected: {exc or type(exc).__name__}") from exc
-        except Exception as exc:  # aiortc raises its own error types (OperationError, InvalidStateError)
-            raise SignalingError(f"offer rejected: {type(exc).__name__}: {exc}") from exc
-        gate_receivers(pc)  # no decoder thread or frame queue for a receiver nobody reads
-        if self.host_addresses:
-            restrict_host_addresses(pc, self.host_addresses)
-        answer = await pc.createAnswer()
-        await pc.setLocalDescription(answer)
-        local = pc.localDescription
-        answer_sdp = local.sdp
-        if self.advertised_address:
-            answer_sdp = rewrite_host_candidates(answer_sdp, self.advertised_address)
-        self._answer = {"sdp": answer_sdp, "type": local.type, "pc_id": self._pc_id}
-        self._logger().debug("answer_ready", transceivers=len(pc.getTransceivers()))
-
-    def _prepare_transceivers(self, pc: RTCPeerConnection, offer: aiortc_sdp.SessionDescription) -> None:
-        """Create the m-lines' transceivers ourselves: directions per order, codec preferences set."""
-        existing = pc.getTransceivers()
-        ordinal = 0
-        for media in offer.media:
-            if media.kind not in ("audio", "video"):
-                continue
-            index, ordinal = ordinal, ordinal + 1
-            if any(t.mid == media.rtp.muxId for t in existing):
-                continue
-            direction = "sendrecv" if index < 2 else "recvonly"
-            transceiver = pc.addTransceiver(media.kind, direction=direction)
-            existing = pc.getTransceivers()
-            wanted = self.codecs.get(media.kind)
-            if wanted:
-                caps = preferred_capabilities(media.kind, wanted, (c.mimeType for c in media.rtp.codecs))
-                if caps:
-                    transceiver.setCodecPreferences(caps)
-                else:
-                    self._logger().info("codec_preferences_not_offered", kind=media.kind, preferred=wanted)
+        settings = AnswerSettings(self.codecs, self.host_addresses, self.advertised_address)
+        answer_sdp = await answer_offer(pc, sdp, offer, settings, self._logger)
+        self._answer = {"sdp": answer_sdp, "type": "answer", "pc_id": self._pc_id}
 
     async def _on_pc_state(self, state: str) -> None:
         self._logger().debug("pc_state", state=state)
@@ -647,12 +602,7 @@ class SmallWebRTCConnection(EventEmitter):
         await self.close()
 
     def _spawn_close(self) -> None:
-        self._spawn_task(self.close())
-
-    def _spawn_task(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._event_tasks.add(task)
-        task.add_done_callback(self._event_tasks.discard)
+        self._tasks.spawn(self.close(), name="connection-close")
 
     async def _watch(self) -> None:
         """Connect timeout, keepalive and resume-window supervision (see :mod:`runner.webrtc.liveness`)."""
