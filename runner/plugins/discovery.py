@@ -13,10 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import entrypoints
+import structlog
 
 from runner.actions.base import Action
 from runner.audio.vad import VADAnalyzer
 from runner.processors.base import FrameProcessor
+
+_log = structlog.get_logger("runner.plugins")
 
 PROCESSORS = "pipeline_run.processors"
 VAD = "pipeline_run.vad"
@@ -164,11 +167,12 @@ def _mark_duplicates(infos: list[PluginInfo]) -> list[PluginInfo]:
 def _entry_points(group: str, path: Sequence[str] | None) -> Iterable[tuple[str, str, str, str, object]]:
     try:
         eps = entrypoints.get_group_all(group, path=list(path) if path is not None else None)
-    except Exception:
+    except Exception as exc:
         # One malformed entry_points.txt anywhere aborts entrypoints' whole scan;
         # importlib.metadata reads each distribution on its own.
         if path is not None:
             raise
+        _log.warning("entry_point_scan_fell_back", group=group, error=f"{type(exc).__name__}: {exc}")
         for ep in importlib.metadata.entry_points(group=group):
             dist = ep.dist
             yield (dist.name if dist else "?", dist.version if dist else "?", ep.name, ep.value, ep)
