@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -16,19 +13,13 @@ import pytest
 from runner.build import make_bot
 from runner.plugins import PluginRegistry
 from runner.spec import load_spec
+from tests.support.cli_server import cli_server
 from tests.support.peer import TestPeer, ToneTrack
 from tests.support.server import start_test_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ECHO = ROOT / "pipelines" / "echo.yaml"
-CLI = str(Path(sys.executable).parent / "pipeline-run")
 HEARD = 0.02  # RMS (full scale 1.0) clearly above silence; the tone is sent at 0.3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -94,47 +85,17 @@ async def test_session_is_freed_when_the_client_leaves(echo_bot) -> None:  # typ
 
 @pytest.mark.timeout(90)
 async def test_the_command_serves_echo_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "PIPELINE_RUN_LOG_FORMAT": "json"}
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            CLI,
-            str(ECHO),
-            "--port",
-            str(port),
-            "--ice-host-address",
-            "127.0.0.1",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=log_file,
-            env=env,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(150):
-                try:
-                    async with http.get(base + "/status") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
-            else:
-                pytest.fail("server did not come up: " + log_path.read_text())
-        async with TestPeer(base, mic=ToneTrack(440.0, 0.3)) as peer:
+    async with cli_server([str(ECHO)], tmp_path / "server.log") as server:
+        async with TestPeer(server.url, mic=ToneTrack(440.0, 0.3)) as peer:
             await peer.connect()
             await peer.wait_open()
             await peer.wait_rtvi("bot-ready", peer.send_client_ready())
             await peer.wait_audio(frames=25, min_level=HEARD, within=15)
-            proc.send_signal(signal.SIGTERM)
+            server.process.send_signal(signal.SIGTERM)
             # Shutdown tells every client before closing.
             await peer.wait_for(lambda m: isinstance(m, dict) and m.get("message", {}).get("type") == "peerLeft", 10)
-        assert await asyncio.wait_for(proc.wait(), 15) == 0
-        logs = log_path.read_text()
+        assert await asyncio.wait_for(server.process.wait(), 15) == 0
+        logs = server.log()
         assert "Traceback" not in logs
         events = [json.loads(line)["event"] for line in logs.splitlines() if line.startswith("{")]
         assert "session_started" in events and "server_shutdown" in events
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 import wave
 from pathlib import Path
 
@@ -19,9 +16,9 @@ from runner.client import SmallWebRTCClient
 from runner.client.media import SAMPLE_RATE, ToneSource
 from runner.plugins import PluginRegistry
 from runner.spec import load_spec
+from tests.support.cli_server import cli_server
 from tests.support.server import start_test_server
 
-CLI = str(Path(sys.executable).parent / "pipeline-run")
 SPEC = """\
 version: 1
 server: {{host: 127.0.0.1, port: 7860}}
@@ -100,48 +97,18 @@ async def test_two_sessions_write_two_files_each_with_its_own_audio(tmp_path: Pa
     assert all(len(read_back(f)) >= 16000 for f in files)  # at least the second of echo we waited for
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.timeout(90)
 async def test_sigterm_mid_session_leaves_a_finished_recording(tmp_path: Path) -> None:
     spec, recordings = write_spec(tmp_path)
-    port = free_port()
     log_path = tmp_path / "server.log"
-    with log_path.open("w") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            CLI,
-            str(spec),
-            "--port",
-            str(port),
-            "--ice-host-address",
-            "127.0.0.1",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=log_file,
-            env={**os.environ, "PIPELINE_RUN_LOG_FORMAT": "json"},
-        )
-    base = f"http://127.0.0.1:{port}"
     client = SmallWebRTCClient(host_addresses=["127.0.0.1"], audio_track=ToneSource(700.0))
-    try:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
-            while True:
-                try:
-                    async with http.get(base + "/status") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
-        await hear_echo(client, base + "/api/offer", secs=1.5)
-        proc.send_signal(signal.SIGTERM)  # with the client still connected and talking
-        assert await asyncio.wait_for(proc.wait(), 20) == 0, log_path.read_text()
-    finally:
-        await client.disconnect()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    async with cli_server([str(spec)], log_path) as server:
+        try:
+            await hear_echo(client, server.url + "/api/offer", secs=1.5)
+            server.process.send_signal(signal.SIGTERM)  # with the client still connected and talking
+            assert await asyncio.wait_for(server.process.wait(), 20) == 0, server.log()
+        finally:
+            await client.disconnect()
     assert "Traceback" not in log_path.read_text()
     (recording,) = recordings.iterdir()
     samples = read_back(recording)
