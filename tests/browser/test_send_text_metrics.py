@@ -58,3 +58,23 @@ def test_send_text_gets_a_spoken_reply_and_metrics(official: Any, live_server: L
     )
     metrics = official.evaluate("() => window.__official.metrics")
     assert all(set(m) <= {"ttfb", "processing"} for m in metrics), metrics
+
+
+def test_page_sends_text_and_shows_metrics(live_server: LiveServer, page: Any) -> None:
+    page.goto(f"{live_server.url}/?processing=0")
+    page.click("#connect")
+    page.wait_for_function("() => window.__stats.botReady === true", timeout=20000)
+    page.select_option("#send-kind", "text")
+    assert page.locator("#send-type-row").is_hidden()
+    page.fill("#send-body", "what is your name")
+    page.click("#send")
+    page.wait_for_function(
+        "() => document.getElementById('conversation').textContent.includes('My name is')", timeout=30000
+    )
+    page.wait_for_function(
+        "() => ['ttfb:tts', 'processing:tts', 'ttfb:brain'].every((k) => window.__stats.metrics[k])", timeout=30000
+    )
+    rows = page.locator("#metrics tr").all_inner_texts()
+    assert any(row.startswith("tts\tttfb\t") and " ms" in row for row in rows), rows
+    assert all(m["value"] > 0 for m in page.evaluate("() => Object.values(window.__stats.metrics)"))
+    page.click("#disconnect")
