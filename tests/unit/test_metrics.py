@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from runner.frames import ContextFrame, InputTransportMessageFrame, MetricsFrame, StartFrame, UserTurnFrame
+from runner.frames import (
+    BotStartedSpeakingFrame,
+    ContextFrame,
+    InputTransportMessageFrame,
+    InterruptionFrame,
+    MetricsFrame,
+    StartFrame,
+    UserTurnFrame,
+)
 from runner.processors.base import FrameProcessor
 from runner.processors.conversation import UserTurnAggregator
 from runner.processors.metrics import ProcessorMetrics
@@ -106,3 +115,18 @@ async def test_text_not_run_immediately_joins_the_next_turn() -> None:
     frames = [_send_text("what is", run_immediately=False), _send_text("your name")]
     run = await run_processor(UserTurnAggregator(), frames)
     assert [f.text for f in run.down if isinstance(f, UserTurnFrame)] == ["what is your name"]
+
+
+@given(min_words=st.integers(0, 10), run_immediately=st.booleans())
+@example(min_words=5, run_immediately=True)
+def test_typed_text_over_the_speaking_bot_interrupts_it_and_is_never_dropped(
+    min_words: int, run_immediately: bool
+) -> None:
+    frames: list[Any] = [BotStartedSpeakingFrame(), _send_text("hi", run_immediately=run_immediately)]
+    if not run_immediately:
+        frames.append(_send_text("there"))
+    aggregator = UserTurnAggregator(UserTurnAggregator.Params(min_words=min_words))
+    run = asyncio.run(run_processor(aggregator, frames))
+    kinds = [type(f) for f in run.down if isinstance(f, InterruptionFrame | UserTurnFrame)]
+    assert kinds == [InterruptionFrame, UserTurnFrame]
+    assert [f.text for f in run.down if isinstance(f, UserTurnFrame)] == ["hi" if run_immediately else "hi there"]

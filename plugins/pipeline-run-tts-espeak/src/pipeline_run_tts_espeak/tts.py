@@ -136,6 +136,7 @@ class EspeakTTS(FrameProcessor):
             await self.push_frame(OutputAudioRawFrame(audio=chunk, sample_rate=rate, num_channels=1))
         if self._generation != generation:
             return
+        self.metrics.reset()  # no audio at all: this piece measured no first byte
         await self.push_frame(TextFrame(text=text))
         await self.push_frame(TTSStoppedFrame())
         log.debug("tts_spoken", processor=self.name, chars=len(text), audio_secs=round(len(pcm) / 2 / rate, 3))
