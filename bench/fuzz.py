@@ -1,12 +1,23 @@
-"""Long fuzz run of the HTTP edge and the parsers: the suite's properties, thousands of cases.
+"""Long fuzz run of the HTTP edge, the data channel and the parsers: the suite's properties, thousands of cases.
 
 One real server on loopback (production keepalive), a good aiortc client echoing meanwhile, and
-hypothesis drawing from the same strategies as tests/fuzz. Prints, per target, the number of
-cases and the status codes seen, then 5xx count, tracebacks, failures, leaked sessions and the
-server's threads and memory before and after (once fuzzed sessions have timed out).
+hypothesis drawing from the same strategies as tests/fuzz and tests/webrtc/hostile.py. Prints,
+per HTTP target, the number of cases and the status codes seen, then 5xx count, tracebacks,
+failures, leaked sessions and the server's threads and memory before and after (once fuzzed
+sessions have timed out).
 
-    python bench/fuzz.py                 # 2000 cases per HTTP target
+The ``datachannel`` target (tests/fuzz/datachannel.py) connects one real aiortc peer (with
+keepalive pings) and sends each case as a batch of hostile frames on its data channel: text and
+binary, arbitrary and deeply nested JSON, strings just under and over ``max_message_bytes``, RTVI
+and signalling envelopes with wrong types, invalid UTF-8, floods. After every batch the session
+must still answer (``client-message`` -> ``server-response``, every fuzzed request with a usable
+id answered, ``client-ready`` -> ``bot-ready``), with no traceback, no error-level log line and
+no junk counted as our own bug. A peer that dies is a failure and is replaced. It prints the
+cases, messages sent, outcomes, junk counts per kind and threads/memory before and after.
+
+    python bench/fuzz.py                 # 2000 cases per target
     python bench/fuzz.py --cases 10000 --targets offer,patch
+    python bench/fuzz.py --targets datachannel --no-parsers --cases 300
     python bench/fuzz.py --parsers-only --cases 20000
 
 Exit status 1 if any property failed.
@@ -29,8 +40,12 @@ sys.path.insert(0, str(ROOT))
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tests.fuzz.harness import FuzzEnv  # noqa: E402
+from tests.fuzz.datachannel import datachannel_case, fuzzer  # noqa: E402
+from tests.fuzz.harness import FuzzEnv, Snapshot  # noqa: E402
 from tests.fuzz.properties import CASES, aiortc_offer  # noqa: E402
+
+#: Every target: the HTTP ones, then the data channel.
+TARGETS: dict[str, Any] = {**CASES, "datachannel": datachannel_case}
 
 
 def _settings(cases: int) -> settings:
@@ -52,22 +67,24 @@ def _bind(case: Any, env: FuzzEnv) -> Any:
 
 
 def run_http(targets: list[str], cases: int) -> bool:
-    """Fuzz each HTTP target against one server; print the counts; True if every property held."""
+    """Fuzz each target against one server; print the counts; True if every property held."""
     env = FuzzEnv()
     env.start()
     ok = True
     try:
         before = env.before
         for name in targets:
-            case = CASES[name]
+            case = TARGETS[name]
             started = time.monotonic()
-
+            dc_before = env.snapshot() if name == "datachannel" else None
             try:
                 _settings(cases)(given(data=st.data())(_bind(case, env)))()
             except Exception as exc:  # a property failed: keep going, report at the end
                 ok = False
                 print(f"{name}: stopped early: {type(exc).__name__}: {str(exc)[:300]}")
             print(f"{name}: {time.monotonic() - started:.1f} s")
+            if dc_before is not None:
+                ok = report_datachannel(env, dc_before) and ok
         env.assert_echo()
         after = env.settle(within=60)
         print()
@@ -83,6 +100,27 @@ def run_http(targets: list[str], cases: int) -> bool:
     finally:
         env.stop()
     return ok
+
+
+def report_datachannel(env: FuzzEnv, before: Snapshot) -> bool:
+    """Close the fuzzing peer, wait for its session to end, print its tallies; True if bounded."""
+    fuzz = fuzzer(env)
+    junk = fuzz.junk_totals()
+    env.call(fuzz.close())
+    after = env.settle(within=30)
+    threads_ok = after.threads <= before.threads + 2
+    rss_ok = after.rss_mb - before.rss_mb < DATACHANNEL_RSS_GROWTH_MB
+    print(f"datachannel    cases={fuzz.cases} messages sent={fuzz.sent} peers opened={fuzz.peers_opened}")
+    for outcome, n in sorted(fuzz.outcomes.items()):
+        print(f"    x{n:<6} {outcome}")
+    print(f"    junk counted: {junk}")
+    print(f"    threads before={before.threads} after={after.threads}{'' if threads_ok else ' (GREW)'}")
+    print(f"    rss MiB before={before.rss_mb:.0f} after={after.rss_mb:.0f}{'' if rss_ok else ' (GREW)'}")
+    return threads_ok and rss_ok
+
+
+#: Memory the data-channel run may leave behind (allocator slack for its multi-100 KB frames).
+DATACHANNEL_RSS_GROWTH_MB = 128
 
 
 def run_parsers(cases: int) -> bool:
@@ -114,7 +152,7 @@ def main() -> int:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=2000, help="cases per target (default 2000)")
-    parser.add_argument("--targets", default=",".join(CASES), help=f"HTTP targets, from {','.join(CASES)}")
+    parser.add_argument("--targets", default=",".join(TARGETS), help=f"targets, from {','.join(TARGETS)}")
     parser.add_argument("--parsers-only", action="store_true", help="only the offline parser properties")
     parser.add_argument("--no-parsers", action="store_true", help="skip the offline parser properties")
     args = parser.parse_args()
@@ -122,9 +160,9 @@ def main() -> int:
     warnings.filterwarnings("ignore", "Do not use the `random` module inside strategies")
     warnings.filterwarnings("ignore", "Generating overly large repr")
     targets = [t for t in args.targets.split(",") if t]
-    unknown = [t for t in targets if t not in CASES]
+    unknown = [t for t in targets if t not in TARGETS]
     if unknown:
-        parser.error(f"unknown target(s) {unknown}; choose from {list(CASES)}")
+        parser.error(f"unknown target(s) {unknown}; choose from {list(TARGETS)}")
     asyncio.run(aiortc_offer())  # fail fast if aiortc cannot make an offer here
     ok = True
     if not args.parsers_only:

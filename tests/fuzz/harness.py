@@ -11,7 +11,8 @@ HTTP client live in one background event loop; each case is submitted to it and 
 * at the end, once the sessions fuzzing created have timed out, threads and memory are back
   near where they started (:meth:`FuzzEnv.settle`).
 
-``bench/fuzz.py`` uses the same class with thousands of cases.
+The ``datachannel`` target (tests/fuzz/datachannel.py) adds a fuzzing aiortc peer to the same
+server. ``bench/fuzz.py`` uses the same class with thousands of cases.
 """
 
 from __future__ import annotations
@@ -44,7 +45,15 @@ FUZZ_CONFIG: dict[str, Any] = {
     "keepalive_timeout_secs": 5.0,
     "connect_timeout_secs": 3.0,
     "max_sessions": 500,
-    "limits": Limits(patch_rate_per_sec=1e6, patch_burst=10**9, renegotiations_per_min=1e9, renegotiation_burst=10**9),
+    # data-channel rates: batches are parsed, floods past the burst still meet the rate limit
+    "limits": Limits(
+        patch_rate_per_sec=1e6,
+        patch_burst=10**9,
+        renegotiations_per_min=1e9,
+        renegotiation_burst=10**9,
+        messages_per_sec=2000.0,
+        message_burst=1000,
+    ),
 }
 
 
@@ -65,9 +74,10 @@ class Snapshot:
 
 @dataclass
 class LogWatch:
-    """Counts warnings per event and keeps every traceback seen in logs."""
+    """Counts warnings per event and keeps every traceback and error-level line seen in logs."""
 
     tracebacks: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
     warnings: collections.Counter[str] = field(default_factory=collections.Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -78,6 +88,8 @@ class LogWatch:
                 self.tracebacks.append(f"structlog {event.get('event')}: {str(event)[:2000]}")
             if method in ("warning", "error", "critical", "exception"):
                 self.warnings[str(event.get("event"))] += 1
+            if method in ("error", "critical", "exception"):
+                self.errors.append(f"structlog {event.get('event')}: {str(event)[:2000]}")
         raise structlog.DropEvent
 
     def record(self, record: logging.LogRecord) -> None:
@@ -89,6 +101,8 @@ class LogWatch:
                 self.tracebacks.append(f"{record.name}: {message[:2000]} ({type(exc).__name__}: {exc})")
             if record.levelno >= logging.WARNING:
                 self.warnings[f"{record.name}: {message[:60]}"] += 1
+            if record.levelno >= logging.ERROR:
+                self.errors.append(f"{record.name}: {message[:2000]}")
 
 
 class _Handler(logging.Handler):
@@ -344,7 +358,8 @@ class FuzzEnv:
             lines.append(f"{target:<14} cases={sum(seen.values()):<6} 5xx={fives:<3} statuses={seen}")
             top = [(n, r) for (t, r), n in self.reasons.most_common() if t == target][:reasons]
             lines.extend(f"    x{n:<5} {r}" for n, r in top)
-        lines.append(f"tracebacks={len(self.watch.tracebacks)} failures={len(self.failures)}")
+        errors = len(self.watch.errors)
+        lines.append(f"tracebacks={len(self.watch.tracebacks)} error lines={errors} failures={len(self.failures)}")
         for event, n in self.watch.warnings.most_common(8):
             lines.append(f"  warning x{n}: {event}")
         return "\n".join(lines)

@@ -1,11 +1,23 @@
-"""Hypothesis strategies for what a hostile client puts on the data channel, shared by the tests."""
+"""What a hostile client puts on the data channel, and how a real peer checks the session still answers.
+
+Hypothesis strategies and real-peer helpers shared by the data-channel tests
+(tests/webrtc/test_datachannel_hostile.py, test_datachannel_properties.py) and the fuzz run's
+``datachannel`` target (tests/fuzz/datachannel.py, ``bench/fuzz.py``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
+
+from runner.webrtc import SmallWebRTCConnection
+from tests.support.peer import TestPeer
+from tests.support.server import RunningServer
 
 RTVI_TYPES = ["client-ready", "client-message", "disconnect-bot", "send-text", "dtmf", "bogus-type"]
 
@@ -57,3 +69,54 @@ frames: st.SearchStrategy[str | bytes] = st.one_of(
     st.text(max_size=16).map(lambda s: "ping" + s),
     json_values.map(lambda v: json.dumps(v).encode()),
 )
+
+
+# -- a real peer checking that the session still answers ----------------------------------------
+
+
+async def send_raw(peer: TestPeer, ppid: int, payload: bytes) -> None:
+    """Put ``payload`` on the peer's channel with any PPID, bypassing aiortc's encoding and size check."""
+    channel = peer.channel
+    assert channel is not None
+    transport = channel.transport
+    channel._addBufferedAmount(len(payload))
+    transport._data_channel_queue.append((channel, ppid, payload))
+    await transport._data_channel_flush()
+
+
+async def answered(peer: TestPeer, send: Any, answer_type: str, within: float = 10.0) -> dict[str, Any]:
+    """``send()`` (returning a request id) until ``answer_type`` comes back for it (retried while rate-limited)."""
+    async with asyncio.timeout(within):
+        while True:
+            rid = send()
+            try:
+                return await peer.wait_rtvi(answer_type, rid, within=1.0)
+            except TimeoutError:
+                continue  # dropped by the rate limit: a later one gets a token
+
+
+def recorder_reply(token: str) -> Any:
+    """What the test server's recording bot answers to a client-message carrying ``token``."""
+    return {"echo": token}
+
+
+async def ask(peer: TestPeer, reply: Callable[[str], Any] = recorder_reply) -> None:
+    """A client-message request must get its server-response."""
+    token = uuid.uuid4().hex[:8]
+    resp = await answered(peer, lambda: peer.send_rtvi("client-message", {"t": "ask", "d": token}), "server-response")
+    assert resp["data"] == {"t": "ask", "d": reply(token)}
+
+
+async def ready(peer: TestPeer) -> None:
+    """client-ready must still get its bot-ready."""
+    resp = await answered(peer, peer.send_client_ready, "bot-ready")
+    assert resp["data"]["version"] == "2.2.0"
+
+
+async def open_peer(server: RunningServer, **kwargs: Any) -> tuple[TestPeer, SmallWebRTCConnection]:
+    """A connected peer whose client-ready was answered, and the newest server-side connection."""
+    peer = TestPeer(server.url, **kwargs)
+    await peer.connect()
+    await peer.wait_open()
+    await ready(peer)
+    return peer, server.recorder.connections[-1]

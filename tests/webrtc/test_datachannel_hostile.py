@@ -12,9 +12,7 @@ import asyncio
 import json
 import os
 import threading
-import uuid
 from collections import Counter
-from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,52 +33,13 @@ from runner.webrtc.junk import JunkKind
 from runner.webrtc.rtvi import RtviSession
 from tests.support.peer import TestPeer, ToneTrack
 from tests.support.server import RunningServer, StartServer
-from tests.webrtc.hostile import frames, nested
+from tests.webrtc.hostile import ask, frames, nested, open_peer, ready, send_raw
 from tests.webrtc.test_connection import LOOPBACK, pair, until
 
 pytestmark = pytest.mark.timeout(60)
 
 ECHO = Path(__file__).resolve().parents[2] / "pipelines" / "echo.yaml"
 KEEPALIVE_SECS = 2.0  # pings every 0.3 s: a session whose pings stopped counting would end
-
-
-async def send_raw(peer: TestPeer, ppid: int, payload: bytes) -> None:
-    """Put ``payload`` on the peer's channel with any PPID, bypassing aiortc's encoding and size check."""
-    channel = peer.channel
-    assert channel is not None
-    transport = channel.transport
-    channel._addBufferedAmount(len(payload))
-    transport._data_channel_queue.append((channel, ppid, payload))
-    await transport._data_channel_flush()
-
-
-async def answered(peer: TestPeer, send: Any, answer_type: str, within: float = 10.0) -> dict[str, Any]:
-    """``send()`` (returning a request id) until ``answer_type`` comes back for it (retried while rate-limited)."""
-    async with asyncio.timeout(within):
-        while True:
-            rid = send()
-            try:
-                return await peer.wait_rtvi(answer_type, rid, within=1.0)
-            except TimeoutError:
-                continue  # dropped by the rate limit: a later one gets a token
-
-
-def recorder_reply(token: str) -> Any:
-    """What the test server's recording bot answers to a client-message carrying ``token``."""
-    return {"echo": token}
-
-
-async def ask(peer: TestPeer, reply: Callable[[str], Any] = recorder_reply) -> None:
-    """A client-message request must get its server-response."""
-    token = uuid.uuid4().hex[:8]
-    resp = await answered(peer, lambda: peer.send_rtvi("client-message", {"t": "ask", "d": token}), "server-response")
-    assert resp["data"] == {"t": "ask", "d": reply(token)}
-
-
-async def ready(peer: TestPeer) -> None:
-    """client-ready must still get its bot-ready."""
-    resp = await answered(peer, peer.send_client_ready, "bot-ready")
-    assert resp["data"]["version"] == "2.2.0"
 
 
 async def echo_flows(peer: TestPeer) -> None:
@@ -99,14 +58,6 @@ def junk_log(logs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]
     """Kinds of the junk warnings in order, and the summary lines."""
     warned = [e["kind"] for e in logs if e["event"] == "client_junk" and e["log_level"] == "warning"]
     return warned, [e for e in logs if e["event"] == "client_junk_summary"]
-
-
-async def open_peer(server: RunningServer, **kwargs: Any) -> tuple[TestPeer, SmallWebRTCConnection]:
-    peer = TestPeer(server.url, **kwargs)
-    await peer.connect()
-    await peer.wait_open()
-    await ready(peer)
-    return peer, server.recorder.connections[-1]
 
 
 TEXT = rtcsctptransport.WEBRTC_STRING
