@@ -81,6 +81,7 @@ def pipeline_params(spec: Spec, session_id: str | None = None) -> PipelineParams
         audio_out_sample_rate=spec.pipeline.audio_out_sample_rate,
         allow_interruptions=spec.pipeline.allow_interruptions,
         session_id=session_id,
+        enable_metrics=spec.pipeline.enable_metrics,
     )
 
 
@@ -122,6 +123,8 @@ def make_bot(spec: Spec | Callable[[], Spec]) -> BotFactory:
     async def bot(connection: SmallWebRTCConnection, session: SessionInfo) -> None:
         spec = current()
         transport = build_transport(spec, connection)
+        if spec.pipeline.enable_metrics:
+            connection.set_bot_capabilities({"metrics": True})
         processors = build_processors(spec)
         # RTVI events (speaking, transcripts, bot text) for clients such as the official JS one.
         chain = install_rtvi_events(processors)

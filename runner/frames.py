@@ -90,6 +90,8 @@ class StartFrame(SystemFrame):
     metadata: dict[str, Any] = field(default_factory=dict)
     #: The server session this run serves (None outside a server, e.g. in tests).
     session_id: str | None = None
+    #: processors report TTFB and processing time (``MetricsFrame``).
+    enable_metrics: bool = False
 
 
 @dataclass(slots=True)
@@ -136,6 +138,19 @@ class ErrorFrame(SystemFrame):
     processor: str | None = None
     fatal: bool = True
     exception: BaseException | None = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class MetricsFrame(SystemFrame):
+    """One measurement of a processor (``kind``: ``ttfb`` or ``processing``), in seconds.
+
+    Sent to the client as the RTVI ``metrics`` message; only pushed when the pipeline has
+    ``enable_metrics`` on (see :class:`~runner.processors.metrics.ProcessorMetrics`).
+    """
+
+    kind: Literal["ttfb", "processing"]
+    processor: str
+    value: float
 
 
 @dataclass(slots=True)

@@ -44,6 +44,8 @@ class PipelineParams:
     end_timeout_secs: float = 10.0
     #: the server session this run serves, handed to processors on the ``StartFrame``.
     session_id: str | None = None
+    #: processors that time their work report it as ``MetricsFrame`` s.
+    enable_metrics: bool = False
 
 
 class _TaskEdge(FrameProcessor):
@@ -151,6 +153,7 @@ class PipelineTask(EventEmitter):
                 audio_out_sample_rate=self.params.audio_out_sample_rate,
                 allow_interruptions=self.params.allow_interruptions,
                 session_id=self.params.session_id,
+                enable_metrics=self.params.enable_metrics,
             )
             await self._head.push_frame(start, DOWNSTREAM)
             if not self._finished.is_set():

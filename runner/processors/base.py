@@ -37,6 +37,7 @@ from runner.frames import (
     StartFrame,
     SystemFrame,
 )
+from runner.processors.metrics import MetricKind, ProcessorMetrics
 from runner.processors.queue import FrameWorker, Overflow
 from runner.tasks import TaskOwner
 
@@ -87,6 +88,7 @@ class FrameProcessor(EventEmitter):
         self._task_owner = TaskOwner(self.name, on_failure=self._task_failed)
         self._started = False
         self.start_frame: StartFrame | None = None
+        self.metrics = ProcessorMetrics(self.name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -165,6 +167,7 @@ class FrameProcessor(EventEmitter):
         elif isinstance(frame, InterruptionFrame):
             if self._worker is not None:
                 await self._worker.interrupt()
+            self.metrics.reset()
             await self._safe_hook(self.interrupted(), frame, direction)
         await self._dispatch(frame, direction)
 
@@ -251,6 +254,37 @@ class FrameProcessor(EventEmitter):
             "processor_error", processor=self.name, error=text, fatal=fatal, exc_info=exception
         )
         await self.push_frame(ErrorFrame(error=text, processor=self.name, fatal=fatal, exception=exception), UPSTREAM)
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """True when the pipeline asked for metrics (``enable_metrics`` on its ``StartFrame``)."""
+        return self.start_frame is not None and self.start_frame.enable_metrics
+
+    def start_ttfb_metrics(self) -> None:
+        """Work began: time until :meth:`stop_ttfb_metrics` (first output)."""
+        self._start_metric("ttfb")
+
+    async def stop_ttfb_metrics(self) -> None:
+        """First output: push the time since :meth:`start_ttfb_metrics` (if it ran)."""
+        await self._stop_metric("ttfb")
+
+    def start_processing_metrics(self) -> None:
+        """Work began: time until :meth:`stop_processing_metrics` (work done)."""
+        self._start_metric("processing")
+
+    async def stop_processing_metrics(self) -> None:
+        """Work done: push the time since :meth:`start_processing_metrics` (if it ran)."""
+        await self._stop_metric("processing")
+
+    def _start_metric(self, kind: MetricKind) -> None:
+        if self.metrics_enabled:
+            self.metrics.start(kind)
+
+    async def _stop_metric(self, kind: MetricKind) -> None:
+        frame = self.metrics.stop(kind)
+        if frame is not None:
+            # downstream: the RTVI events processor before the output sends it to the client
+            await self.push_frame(frame, DOWNSTREAM)
 
     def create_task(self, coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T | None]:
         """Run ``coro`` in a task this processor owns.

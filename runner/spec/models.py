@@ -164,6 +164,8 @@ class PipelineSettings(_Section):
     """Sample rate processors produce output audio at."""
     allow_interruptions: bool = True
     """User speech interrupts the bot (drops queued bot audio)."""
+    enable_metrics: bool = False
+    """Send RTVI ``metrics`` messages (TTFB and processing time of the STT, responder and TTS)."""
 
 
 class SpecDocument(_Section):

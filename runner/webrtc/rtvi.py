@@ -6,7 +6,10 @@
   right away, so the JS client's ``sendClientRequest`` fails fast instead of timing out.
 * ``disconnect-bot`` -> the ``disconnect-bot`` event (the transport ends gracefully).
 * A pipeline ``ErrorFrame`` -> ``error`` ``{error, fatal}`` (no id); the JS client disconnects on a fatal one.
-* Other pipecat client types (``send-text``, ``dtmf``, ...) only reach the app as app messages;
+* ``send-text`` is checked here (a malformed one gets ``error-response``); like every app
+  message it also reaches the pipeline, where ``conversation.user_turn`` makes it a user turn
+  (see :mod:`runner.processors.rtvi.send_text`).
+* Other pipecat client types (``dtmf``, ...) only reach the app as app messages;
   anything else gets ``error-response`` ``"Unsupported type <t>"``.
 
 Every field is client-controlled and checked: ``type`` must be a string and ``id`` a string of
@@ -23,6 +26,7 @@ from importlib import metadata
 from typing import Any
 
 from runner.limits import DEFAULT_LIMITS, Limits
+from runner.processors.rtvi.send_text import SEND_TEXT, parse_send_text
 from runner.webrtc.junk import JunkCounter, JunkKind
 
 RTVI_LABEL = "rtvi-ai"
@@ -34,7 +38,6 @@ MAX_ERROR_CHARS = 500
 #: Client types the app may handle through app messages; no automatic error for these.
 PASSIVE_TYPES = frozenset(
     {
-        "send-text",
         "send-file",
         "llm-function-call-result",
         "raw-audio",
@@ -175,6 +178,11 @@ class RtviSession:
             await self._client_message(request_id, data)
         elif msg_type == "disconnect-bot":
             await self._fire("disconnect-bot")
+        elif msg_type == SEND_TEXT:
+            parsed = parse_send_text(data)
+            if isinstance(parsed, str):
+                self.junk.record(JunkKind.BAD_RTVI, field="send-text")
+                self.send_error_response(request_id, parsed)
         elif msg_type not in PASSIVE_TYPES:
             self.junk.record(JunkKind.UNSUPPORTED_RTVI_TYPE, rtvi_type=msg_type[:64])
             self.send_error_response(request_id, f"Unsupported type {msg_type[:64]}")

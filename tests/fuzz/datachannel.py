@@ -28,6 +28,7 @@ from aiortc import rtcsctptransport
 from hypothesis import strategies as st
 
 from runner.limits import DEFAULT_LIMITS, JsonLimitError, Limits, loads_bounded
+from runner.processors.rtvi.send_text import SEND_TEXT, SendText, parse_send_text
 from runner.webrtc import SmallWebRTCConnection
 from runner.webrtc.junk import JunkKind
 from runner.webrtc.rtvi import PASSIVE_TYPES, is_rtvi
@@ -170,6 +171,8 @@ def expected_answer(frame: Frame, limits: Limits = DEFAULT_LIMITS) -> str | None
     rid, kind = message.get("id"), message.get("type")
     if not isinstance(rid, str) or len(rid) > limits.max_request_id_chars:
         return None
+    if kind == SEND_TEXT:  # answered only when malformed (a good one is user text for the pipeline)
+        return None if isinstance(parse_send_text(message.get("data")), SendText) else rid
     if isinstance(kind, str) and (kind in PASSIVE_TYPES or kind == "disconnect-bot"):
         return None
     return rid

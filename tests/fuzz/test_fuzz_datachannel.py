@@ -43,7 +43,8 @@ def test_the_oracle_expects_answers_only_to_usable_requests() -> None:
 
     assert rid(b'{"label": "rtvi-ai", "type": "client-ready", "id": "a"}') == "a"
     assert rid(b'{"label": "rtvi-ai", "type": ["x"], "id": "b"}') == "b"  # error-response
-    assert rid(b'{"label": "rtvi-ai", "type": "send-text", "id": "c"}') is None  # passive
+    assert rid(b'{"label": "rtvi-ai", "type": "send-text", "id": "c", "data": {"content": "hi"}}') is None  # user text
+    assert rid(b'{"label": "rtvi-ai", "type": "send-text", "id": "e"}') == "e"  # malformed: error-response
     assert rid(b'{"label": "rtvi-ai", "type": "client-ready", "id": 5}') is None
     assert rid(b'{"label": "rtvi-ai", "type": "client-ready", "id": "' + b"i" * 129 + b'"}') is None
     assert rid(b'ping{"label": "rtvi-ai", "type": "client-ready", "id": "d"}') is None

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runner.limits import DEFAULT_LIMITS, Limits, json_depth
+from runner.processors.rtvi.send_text import SendText, parse_send_text
 from runner.ratelimit import TokenBucket
 from runner.webrtc.datachannel import ACCEPTED, APP_MESSAGE, PING, TRACK_STATUS, DataChannelLink
 from runner.webrtc.junk import JunkCounter, JunkKind
@@ -204,6 +205,8 @@ def _usable_id(raw: Any) -> bool:
 @example({"label": "rtvi-ai", "type": "client-ready", "id": "m3", "data": {"version": {"deep": [1]}}})
 @example({"label": "rtvi-ai", "type": "bogus-type", "id": "x" * 10_000})
 @example({"label": "rtvi-ai", "type": None})
+@example({"label": "rtvi-ai", "type": "send-text", "data": {"content": "x", "options": {"audio_response": 1}}})
+@example({"label": "rtvi-ai", "type": "send-text", "id": "m5", "data": {"content": "hi"}})
 def test_rtvi_envelopes_with_any_field_types(envelope: dict[str, Any]) -> None:
     h = RtviHarness()
     asyncio.run(h.rtvi.handle(envelope))  # never raises
@@ -226,6 +229,11 @@ def test_rtvi_envelopes_with_any_field_types(envelope: dict[str, Any]) -> None:
         assert len(h.fired) == well_formed
     elif msg_type == "disconnect-bot":
         assert h.sent == [] and h.fired == [("disconnect-bot",)]
+    elif msg_type == "send-text":
+        # a good one goes on to the pipeline (as an app message); a malformed one is refused, with the reason
+        good = isinstance(parse_send_text(envelope.get("data")), SendText)
+        assert [m["type"] for m in h.sent] == ([] if good else ["error-response"])
+        assert counts == ({} if good else {"bad_rtvi": 1})
     elif msg_type in PASSIVE_TYPES:
         assert h.sent == [] and counts == {}
     else:

@@ -17,6 +17,12 @@ so plain responders such as ``llm.rules`` answer it unchanged) and a ``ContextFr
 context-aware responders. Without VAD frames a final transcript is a turn by itself.
 Interim and per-utterance transcripts stop here.
 
+Typed text: an RTVI ``send-text`` request (client-js ``sendText()``, arriving as an
+``InputTransportMessageFrame``) is a user turn of its own, answered like a spoken one and kept
+in the conversation; it interrupts the bot if it is speaking (when interruptions are allowed)
+and is never dropped by ``min_words``. With ``run_immediately: false`` the text waits and joins
+the user's next turn. See :mod:`runner.processors.rtvi.send_text` for what else is ignored.
+
 Barge-in: the input transport pushes an ``InterruptionFrame`` right after
 ``UserStartedSpeakingFrame`` when the pipeline allows interruptions; this processor passes
 it on, so the responder's and TTS's queues are flushed and the output transport clears its
@@ -42,6 +48,7 @@ from runner.frames import (
     EndFrame,
     Frame,
     FrameDirection,
+    InputTransportMessageFrame,
     InterruptionFrame,
     StartFrame,
     TranscriptionFrame,
@@ -52,6 +59,7 @@ from runner.frames import (
 )
 from runner.processors.base import DOWNSTREAM, FrameProcessor, ProcessorParams
 from runner.processors.conversation.context import METADATA_KEY, Conversation, join_text, shared_conversation
+from runner.processors.rtvi.send_text import SendText, send_text_in
 
 log = structlog.get_logger("runner.processors.conversation")
 
@@ -171,6 +179,11 @@ class UserTurnAggregator(FrameProcessor):
             await self._transcription(frame)
         elif isinstance(frame, UtteranceTranscribedFrame):
             await self._utterance_transcribed()
+        elif isinstance(frame, InputTransportMessageFrame):
+            await self.push_frame(frame, direction)
+            request = send_text_in(frame.message)
+            if request is not None:
+                await self._typed(request)
         else:
             await self.push_frame(frame, direction)
 
@@ -220,6 +233,21 @@ class UserTurnAggregator(FrameProcessor):
         if self._parts:
             await self._end_turn()
 
+    async def _typed(self, request: SendText) -> None:
+        text = request.content.strip()
+        if not text:
+            return
+        self._parts.append(text)
+        self._words += len(text.split())
+        if not request.run_immediately:
+            return  # joins the next turn
+        self._cancel_timer()
+        start = self.start_frame
+        if self._bot_speaking and start is not None and start.allow_interruptions:
+            self._held_interruption = False
+            await self.push_frame(InterruptionFrame(), DOWNSTREAM)
+        await self._end_turn(typed=True)
+
     async def _maybe_release(self, words: int) -> None:
         if self._held_interruption and words >= self.params.min_words:
             self._held_interruption = False
@@ -248,7 +276,7 @@ class UserTurnAggregator(FrameProcessor):
 
     # ------------------------------------------------------------ the turn
 
-    async def _end_turn(self) -> None:
+    async def _end_turn(self, *, typed: bool = False) -> None:
         text = join_text(self._parts)
         words = self._words
         self._parts.clear()
@@ -257,7 +285,7 @@ class UserTurnAggregator(FrameProcessor):
         held, self._held_interruption = self._held_interruption, False
         if not text:
             return
-        if held or (self._damping and words < self.params.min_words):
+        if not typed and (held or (self._damping and words < self.params.min_words)):
             self.dropped_turns += 1
             log.debug("user_turn_dropped", processor=self.name, words=words, reason="bot speaking, too few words")
             return

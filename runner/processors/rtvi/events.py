@@ -22,6 +22,8 @@ TextFrame (responder)   ``bot-llm-text``                             text
 TTSStarted / Stopped    ``bot-tts-started`` / ``bot-tts-stopped``    --
 TextFrame (TTS)         ``bot-tts-text`` and ``bot-output``          text (+ spoken,
                                                                      aggregated_by)
+MetricsFrame            ``metrics``                                  ttfb or processing:
+                                                                     [{processor, value}]
 ======================  ===========================================  ======================
 
 Placement: a processor sees only the frames that pass it, so the instance itself sits
@@ -54,6 +56,7 @@ from runner.frames import (
     InterruptionFrame,
     LLMResponseEndFrame,
     LLMResponseStartFrame,
+    MetricsFrame,
     OutputTransportMessageFrame,
     TextFrame,
     TranscriptionFrame,
@@ -80,6 +83,7 @@ _REPORTED = (
     LLMResponseEndFrame,
     TTSStartedFrame,
     TTSStoppedFrame,
+    MetricsFrame,
 )
 #: how many reported frames are remembered to report each once.
 _SEEN_MAX = 256
@@ -191,6 +195,9 @@ class RTVIEvents(FrameProcessor):
             self._bot_speaking = started
             kind = "bot-started-speaking" if started else "bot-stopped-speaking"
             return [rtvi_event(kind)] if p.bot_speaking else []
+        if isinstance(frame, MetricsFrame):
+            # the shape the Pipecat client's onMetrics takes: {ttfb|processing: [{processor, value}]}
+            return [rtvi_event("metrics", {frame.kind: [{"processor": frame.processor, "value": frame.value}]})]
         if direction is not DOWNSTREAM:
             return []
         if isinstance(frame, InterruptionFrame):

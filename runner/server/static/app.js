@@ -106,6 +106,10 @@ async function sendFromBox() {
   const kind = ui.sendKind.value;
   let data;
   const raw = ui.sendBody.value.trim();
+  if (kind === "text") {  // plain text, as the user would type it
+    if (raw) currentSession().sendRtvi("send-text", { content: raw, options: { run_immediately: true, audio_response: true } });
+    return;
+  }
   try {
     data = raw ? JSON.parse(raw) : null;
   } catch (err) {
@@ -134,7 +138,7 @@ ui.camToggle.addEventListener("click", () => setCam(!local.camOn));
 ui.mic.addEventListener("change", () => switchDevice("audio"));
 ui.cam.addEventListener("change", () => switchDevice("video"));
 ui.send.addEventListener("click", sendFromBox);
-ui.sendKind.addEventListener("change", () => { ui.sendTypeRow.hidden = ui.sendKind.value === "raw"; });
+ui.sendKind.addEventListener("change", () => { ui.sendTypeRow.hidden = ["raw", "text"].includes(ui.sendKind.value); });
 ui.clearLog.addEventListener("click", () => { ui.log.innerHTML = ""; });
 window.addEventListener("beforeunload", () => { if (currentSession()) currentSession().stop(""); });
 

@@ -8,6 +8,7 @@
 
 import { attachMeter, describeMediaError, getCam, getMic, local, localStream, refreshDevices, renderToggles } from "./media.js";
 import { filterCodec, HttpError, httpJson, now, shortId } from "./net.js";
+import { recordMetrics } from "./metrics.js";
 import { updateStats } from "./stats.js";
 import { endBotTurn, hasBotBubble, logLine, say, setBotReady, setState, showError, stats, ui } from "./ui.js";
 
@@ -345,6 +346,7 @@ export class Session {
         if (d.text) say("bot", (hasBotBubble() ? " " : "") + d.text, { append: true });
         break;
       case "bot-llm-started": endBotTurn(); break;
+      case "metrics": recordMetrics(d); break;
       default:
         break;
     }

@@ -182,10 +182,14 @@ class OpenAILLM(FrameProcessor):
         if self.params.max_tokens is not None:
             payload["max_tokens"] = self.params.max_tokens
         await self.push_frame(LLMResponseStartFrame())
+        self.start_ttfb_metrics()
+        self.start_processing_metrics()
         parts: list[str] = []
         pending = ""
         try:
             async for delta in self._stream(payload):
+                if not parts:
+                    await self.stop_ttfb_metrics()  # the first token
                 parts.append(delta)
                 sentences, pending = split_sentences(pending + delta)
                 for sentence in sentences:
@@ -198,7 +202,9 @@ class OpenAILLM(FrameProcessor):
             log.debug("llm_request_cancelled", processor=self.name)
             raise
         except (aiohttp.ClientError, TimeoutError, OpenAIError, ChatStreamError) as exc:
+            self.metrics.reset()  # a failed request is not a measurement
             await self._failed_request(exc, bool(parts))
+        await self.stop_processing_metrics()
         reply = "".join(parts).strip()
         if reply and remember:
             self._remember("assistant", reply)

@@ -141,13 +141,18 @@ class RulesResponder(FrameProcessor):
         if not isinstance(frame, TranscriptionFrame) or not frame.final or direction is not FrameDirection.DOWNSTREAM:
             return
         text = " ".join(frame.text.split())
+        self.start_ttfb_metrics()
+        self.start_processing_metrics()
         reply = self.reply_for(text) if text else None
         if not reply:
+            self.metrics.reset()
             return
         await self.push_frame(LLMResponseStartFrame())
+        await self.stop_ttfb_metrics()
         for sentence in split_sentences(reply, final=True)[0]:
             await self.push_frame(TextFrame(text=sentence + " "))
         await self.push_frame(LLMResponseEndFrame())
+        await self.stop_processing_metrics()
         await self._call_event_handler("on_reply", text, reply)
 
 

@@ -88,12 +88,20 @@ class PocketsphinxSTT(FrameProcessor):
                 await asyncio.to_thread(self._recognizer.use_vad)
             await asyncio.to_thread(self._recognizer.begin)
         else:
+            # metrics: from the end of the utterance to its first text (ttfb) and to all of it
+            self.start_ttfb_metrics()
+            self.start_processing_metrics()
             await asyncio.to_thread(self._recognizer.finish)
             await self._emit()
+            self.metrics.reset()  # an utterance without text measured nothing
             await self.push_frame(UtteranceTranscribedFrame())
 
     async def _emit(self) -> None:
-        for text in self._recognizer.take_results():
+        results = self._recognizer.take_results()
+        if results:
+            await self.stop_ttfb_metrics()
+            await self.stop_processing_metrics()
+        for text in results:
             log.debug("stt_transcription", processor=self.name, text=text)
             await self.push_frame(TranscriptionFrame(text=text, final=True))
             await self._call_event_handler("on_transcription", text)

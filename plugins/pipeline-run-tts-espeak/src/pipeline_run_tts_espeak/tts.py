@@ -116,7 +116,10 @@ class EspeakTTS(FrameProcessor):
         began = time.perf_counter()
         generation = self._generation
         await self.push_frame(TTSStartedFrame())
+        self.start_ttfb_metrics()
+        self.start_processing_metrics()
         pcm = await self.synthesize(text)
+        await self.stop_processing_metrics()
         rate = self.audio_out_sample_rate
         size = rate * CHUNK_MS // 1000 * 2
         first = True
@@ -129,9 +132,11 @@ class EspeakTTS(FrameProcessor):
             if first:
                 self.last_time_to_first_audio = time.perf_counter() - began
                 first = False
+                await self.stop_ttfb_metrics()
             await self.push_frame(OutputAudioRawFrame(audio=chunk, sample_rate=rate, num_channels=1))
         if self._generation != generation:
             return
+        self.metrics.reset()  # no audio at all: this piece measured no first byte
         await self.push_frame(TextFrame(text=text))
         await self.push_frame(TTSStoppedFrame())
         log.debug("tts_spoken", processor=self.name, chars=len(text), audio_secs=round(len(pcm) / 2 / rate, 3))

@@ -3,7 +3,10 @@
 import { PipecatClient } from "@pipecat-ai/client-js";
 import { SmallWebRTCTransport, WavMediaManager } from "@pipecat-ai/small-webrtc-transport";
 
-const state = { client: null, transport: null, level: 0, peak: 0, states: [], offers: [], answers: [], trackStatus: [] };
+const state = {
+  client: null, transport: null, level: 0, peak: 0, states: [], offers: [], answers: [], trackStatus: [],
+  metrics: [], botOutput: [], botTtsText: [],
+};
 window.__official = state;
 
 // Record signalling bodies so the test can check what was negotiated. The client may call
@@ -55,6 +58,9 @@ window.officialConnect = async ({ shape, base, audioCodec }) => {
     enableCam: false,
     callbacks: {
       onTransportStateChanged: (s) => state.states.push(s),
+      onMetrics: (data) => state.metrics.push(data),
+      onBotOutput: (data) => state.botOutput.push(data),
+      onBotTtsText: (data) => state.botTtsText.push(data),
       onTrackStarted: (track, participant) => {
         if (track.kind === "audio" && !(participant && participant.local)) meter(track);
       },
@@ -77,6 +83,8 @@ window.officialConnect = async ({ shape, base, audioCodec }) => {
 };
 
 window.officialRequest = (t, d) => state.client.sendClientRequest(t, d, 5000);
+
+window.officialSendText = (content, options) => state.client.sendText(content, options);
 
 window.officialMic = (on) => state.client.enableMic(on);
 
