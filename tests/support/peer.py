@@ -30,6 +30,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from runner.rtvi_protocol import rtvi_envelope
 from runner.webrtc.ice import restrict_host_addresses
 
 AUDIO_PTIME = 0.02
@@ -320,7 +321,7 @@ class TestPeer:
     def send_rtvi(self, msg_type: str, data: Any = None, msg_id: str | None = None) -> str:
         """Send an RTVI message; returns its id."""
         msg_id = msg_id or uuid.uuid4().hex[:8]
-        self.send({"label": "rtvi-ai", "type": msg_type, "data": data or {}, "id": msg_id})
+        self.send(rtvi_envelope(msg_type, data or {}, msg_id))
         return msg_id
 
     def send_client_ready(self) -> str:
