@@ -140,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
+    _warn_unknown_env()
     handler = {
         "run": _cmd_run,
         "validate": _cmd_validate,
@@ -153,6 +154,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except KeyboardInterrupt:
         return 130
+
+
+def _warn_unknown_env() -> None:
+    """Name each ``PIPELINE_RUN_`` variable that sets nothing (a typo would otherwise be silent)."""
+    import os
+
+    from runner.settings import unknown_variables
+
+    for message in unknown_variables(os.environ):
+        print(f"pipeline-run: warning: {message}", file=sys.stderr)
 
 
 def _registry() -> PluginRegistry:

@@ -25,8 +25,8 @@ class TransportSettings(BaseModel):
     """Send bot audio to the client."""
     audio_out_sample_rate: int | None = Field(default=None, ge=8000, le=48000)
     """Rate of the audio handed to the encoder (default: the pipeline's, 24000)."""
-    audio_out_channels: Literal[1] = 1
-    """Output audio is mono 16-bit PCM."""
+    audio_out_channels: Literal[1, 2] = 1
+    """Channels of bot audio sent (2: stereo Opus; PCMU/PCMA/G722 are mono, so aiortc downmixes for them)."""
     audio_out_auto_silence: bool = True
     """Send silence while the bot has nothing to say (keeps RTP flowing)."""
     audio_out_end_silence_secs: float = Field(default=0.0, ge=0, le=10)

@@ -36,7 +36,6 @@ from aiortc import (
 
 from runner.client import sdp as sdp_tools
 from runner.client.peer import (
-    RTVI_LABEL,
     AudioSink,
     SenderTrack,
     VideoSink,
@@ -45,7 +44,6 @@ from runner.client.peer import (
     ice_server,
     read_remote_track,
     retire_pc,
-    rtvi_envelope,
     track_kind,
 )
 from runner.client.reconnect import InboundWatch, ReconnectPolicy, ReconnectTracker, packets_received
@@ -59,6 +57,7 @@ from runner.client.signalling import (
     start_bot,
 )
 from runner.events import EventEmitter
+from runner.rtvi_protocol import Envelope, parse_rtvi, rtvi_envelope
 from runner.webrtc.ice import restrict_host_addresses, validate_host_addresses
 
 log = structlog.get_logger("runner.client")
@@ -426,8 +425,8 @@ class SmallWebRTCClient(EventEmitter):
         self.stats.messages_in += 1
         if message.get("type") == "signalling":
             self._on_signalling(message.get("message"))
-        elif message.get("label") == RTVI_LABEL:
-            self._onrtvi_envelope(message)
+        elif (envelope := parse_rtvi(message)) is not None:
+            self._onrtvi_envelope(message, envelope)
         else:
             self._spawn_event_handler("app-message", message)
 
@@ -440,8 +439,8 @@ class SmallWebRTCClient(EventEmitter):
             self._spawn_event_handler("bot-disconnected")
             self._spawn(self.disconnect("bot left (peerLeft)"))
 
-    def _onrtvi_envelope(self, message: dict[str, Any]) -> None:
-        msg_type, msg_id, data = message.get("type"), message.get("id"), message.get("data")
+    def _onrtvi_envelope(self, message: dict[str, Any], envelope: Envelope) -> None:
+        msg_type, msg_id, data = envelope
         self._spawn_event_handler("rtvi-message", message)
         if msg_type == "bot-ready":
             if self._ready is not None and not self._ready.done():

@@ -16,7 +16,6 @@ from runner.client.media import AudioConverter
 
 log = structlog.get_logger("runner.client")
 
-RTVI_LABEL = "rtvi-ai"
 KIND_BY_MID = {"0": "audio", "1": "video"}
 
 AudioSink = Callable[[np.ndarray, float], None]
@@ -58,10 +57,6 @@ def ice_server(server: RTCIceServer | dict[str, Any]) -> RTCIceServer:
     if isinstance(server, RTCIceServer):
         return server
     return RTCIceServer(urls=server["urls"], username=server.get("username"), credential=server.get("credential"))
-
-
-def rtvi_envelope(msg_type: str, data: Any, msg_id: str) -> dict[str, Any]:
-    return {"label": RTVI_LABEL, "type": msg_type, "data": data, "id": msg_id}
 
 
 def client_about() -> dict[str, Any]:

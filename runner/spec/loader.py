@@ -22,6 +22,7 @@ from runner.actions.when import NO_MESSAGE_EVENTS, Condition, WhenSpec, compile_
 from runner.params import TRANSPORT_EVENTS
 from runner.pipeline.task import PipelineTask
 from runner.plugins.discovery import ACTIONS, PROCESSORS, VAD, PluginRegistry, UnknownPluginError
+from runner.settings import EnvOverride, env_overrides, is_secret
 from runner.spec.errors import Loc, SpecError, SpecIssue, did_you_mean, format_path
 from runner.spec.models import (
     ID_PATTERN,
@@ -77,9 +78,15 @@ def parse_spec(
     env: Mapping[str, str] | None = None,
     skip_env: bool = False,
 ) -> Spec:
-    """Validate spec text (``file`` is only used in messages); see :func:`load_spec`."""
-    doc = read_document(text, os.environ if env is None else env, skip_env=skip_env)
+    """Validate spec text (``file`` is only used in messages); see :func:`load_spec`.
+
+    ``PIPELINE_RUN_<SECTION>__<KEY>`` variables in ``env`` override the file's values after
+    ``${VAR}`` interpolation; a bad one is reported under its variable's name.
+    """
+    environ = os.environ if env is None else env
+    doc = read_document(text, environ, skip_env=skip_env)
     checker = _Checker(doc, registry, file)
+    checker.apply_overrides(environ)
     spec = checker.run()
     if checker.issues or spec is None:
         raise SpecError(checker.issues or [SpecIssue(file, 1, 1, "", "invalid spec")])
@@ -90,10 +97,49 @@ class _Checker:
     def __init__(self, doc: Document, registry: PluginRegistry, file: str) -> None:
         self.doc, self.registry, self.file = doc, registry, file
         self.issues: list[SpecIssue] = []
+        #: spec settings taken from the environment, by location
+        self.overrides: dict[Loc, EnvOverride] = {}
+
+    # ------------------------------------------------------------------ environment overrides
+
+    def apply_overrides(self, env: Mapping[str, str]) -> None:
+        """Put ``PIPELINE_RUN_*`` nested settings into the document (parents before children)."""
+        found, errors = env_overrides(env)
+        for error in errors:
+            self.issues.append(SpecIssue(self.file, 0, 0, format_path(error.loc), str(error)))
+        data = self.doc.data
+        if not isinstance(data, dict):
+            return  # empty or not a mapping: reported by run()
+        for override in found:
+            parent: Any = data
+            for seg in override.loc[:-1]:
+                if parent.get(seg) is None:
+                    parent[seg] = {}
+                parent = parent[seg]
+                if not isinstance(parent, dict):
+                    break  # the file's value is not a section: the document model reports it
+            else:
+                parent[override.loc[-1]] = copy.deepcopy(override.value)
+                self.overrides[override.loc] = override
+                self.doc.unresolved = {u for u in self.doc.unresolved if u[: len(override.loc)] != override.loc}
+
+    def env_source(self, loc: Loc) -> EnvOverride | None:
+        """The override that set ``loc`` or a section holding it."""
+        for end in range(len(loc), 0, -1):
+            found = self.overrides.get(loc[:end])
+            if found is not None:
+                return found
+        return None
 
     # ------------------------------------------------------------------ reporting
 
     def add(self, loc: Loc, message: str, *, key: bool = False, pos: Pos | None = None) -> None:
+        source = self.env_source(loc) if pos is None else None
+        if source is not None:
+            shown = MASK if is_secret(source.variable) else repr(source.text)
+            message = f"{message} (from environment variable {source.variable}={shown})"
+            self.issues.append(SpecIssue(self.file, 0, 0, format_path(loc), message))
+            return
         where = pos or self.doc.pos(loc, key=key)
         self.issues.append(SpecIssue(self.file, where.line, where.col, format_path(loc), message))
 

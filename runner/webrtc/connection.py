@@ -47,6 +47,7 @@ from aiortc import sdp as aiortc_sdp
 
 from runner.events import EventEmitter
 from runner.limits import DEFAULT_LIMITS, Limits
+from runner.rtvi_protocol import is_rtvi
 from runner.tasks import TaskOwner
 from runner.webrtc import aiortc_internals
 from runner.webrtc.answer import AnswerSettings, answer_offer
@@ -64,7 +65,7 @@ from runner.webrtc.ice import (
 from runner.webrtc.junk import JunkCounter, JunkKind
 from runner.webrtc.liveness import Liveness, Verdict
 from runner.webrtc.offer import check_offer
-from runner.webrtc.rtvi import RtviSession, is_rtvi
+from runner.webrtc.rtvi import RtviSession
 
 CONNECTION_EVENTS: tuple[str, ...] = (
     "new",

@@ -83,9 +83,11 @@ class SmallWebRTCOutputTransport(FrameProcessor):
         conn = self._transport.connection
         if self._params.audio_out_enabled:
             if self.audio_track is None or self.audio_track.readyState != "live":
-                rate = self.track_sample_rate
-                self.audio_track = AudioOutputTrack(rate, auto_silence=self._params.audio_out_auto_silence)
-                self._normalizer = AudioNormalizer(rate, 1, chunk_ms=None)
+                rate, channels = self.track_sample_rate, self._params.audio_out_channels
+                self.audio_track = AudioOutputTrack(
+                    rate, channels=channels, auto_silence=self._params.audio_out_auto_silence
+                )
+                self._normalizer = AudioNormalizer(rate, channels, chunk_ms=None)
             conn.replace_audio_track(self.audio_track)
         if self._params.video_out_enabled:
             if self.video_track is None or self.video_track.readyState != "live":

@@ -27,9 +27,10 @@ from typing import Any
 
 from runner.limits import DEFAULT_LIMITS, Limits
 from runner.processors.rtvi.send_text import SEND_TEXT, parse_send_text
+from runner.rtvi_protocol import parse_rtvi
+from runner.rtvi_protocol import rtvi_envelope as rtvi_message
 from runner.webrtc.junk import JunkCounter, JunkKind
 
-RTVI_LABEL = "rtvi-ai"
 RTVI_VERSION = "2.2.0"
 LIBRARY = "pipeline-run"
 #: Longest error text sent to the client (a processor's message can quote anything).
@@ -65,20 +66,6 @@ def library_version() -> str:
         return metadata.version(LIBRARY)
     except metadata.PackageNotFoundError:
         return "0.0.0"
-
-
-def is_rtvi(message: Any) -> bool:
-    """True for an RTVI envelope (``label`` is ``rtvi-ai``; its other fields may still be wrong)."""
-    return isinstance(message, dict) and message.get("label") == RTVI_LABEL
-
-
-def rtvi_message(msg_type: str, data: Any, msg_id: str | None = None) -> dict[str, Any]:
-    """A server->client RTVI envelope (``id`` left out when None)."""
-    out: dict[str, Any] = {"label": RTVI_LABEL, "type": msg_type}
-    if msg_id is not None:
-        out["id"] = msg_id
-    out["data"] = data
-    return out
 
 
 class RtviSession:
@@ -157,10 +144,12 @@ class RtviSession:
 
     async def handle(self, message: dict[str, Any]) -> None:
         """React to one inbound RTVI message (the pipeline is already connected)."""
-        request_id, id_ok = self._request_id(message.get("id"))
-        msg_type = message.get("type")
+        envelope = parse_rtvi(message)
+        assert envelope is not None, "the connection only hands RTVI envelopes here"
+        request_id, id_ok = self._request_id(envelope.id)
+        msg_type = envelope.type
         if not id_ok:
-            raw = message.get("id")
+            raw = envelope.id
             self.junk.record(JunkKind.BAD_RTVI, field="id", id_type=type(raw).__name__)
             return  # nothing to address an answer to
         if not isinstance(msg_type, str):
@@ -168,7 +157,7 @@ class RtviSession:
             if request_id is not None:
                 self.send_error_response(request_id, "RTVI message needs a string 'type'")
             return
-        data = message.get("data")
+        data = envelope.data
         if msg_type == "client-ready":
             self._check_version(data)
             self.client_ready = True

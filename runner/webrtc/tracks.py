@@ -12,7 +12,7 @@ peer connection; the transport makes a fresh one for a restarted connection.
 
 When the connection tells the track that its sender negotiated Opus (:meth:`~AudioOutputTrack.set_send_codec`)
 and the track runs at 48 kHz in 20 ms frames, the track encodes each frame itself (libopus,
-mono) and hands aiortc the ``av.Packet``, which aiortc sends as is. Its own path would encode
+in its own channel count) and hands aiortc the ``av.Packet``, which aiortc sends as is. Its own path would encode
 stereo at 96 kbps through a resampler, on a thread-pool hop per frame, after a pure-Python
 loop over every sample for the RTP audio-level header: about three times the CPU for mono
 voice. (The one thing lost is that optional ``ssrc-audio-level`` header extension.)
@@ -35,6 +35,8 @@ from runner.video.convert import image_to_frame, scale_frame
 VIDEO_CLOCK_RATE = 90000
 #: Bit rate of the track's own Opus encoder (mono voice; aiortc's would be 96 kbps stereo).
 OPUS_BITRATE = 64000
+#: ...and for stereo (what aiortc's own encoder uses).
+OPUS_STEREO_BITRATE = 96000
 OPUS_RATE = 48000
 #: Window over which the audio track looks for a standing queue (see ``_shed_standing_audio``).
 STANDING_WINDOW = 0.5
@@ -57,7 +59,10 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class AudioOutputTrack(MediaStreamTrack):
-    """Mono s16 audio at ``sample_rate`` in ``frame_ms`` frames, paced in real time.
+    """s16 audio at ``sample_rate`` in ``frame_ms`` frames, paced in real time.
+
+    Mono by default; ``channels=2`` carries interleaved stereo (the Opus path then encodes
+    stereo; aiortc's own PCMU/PCMA/G722 encoders downmix to mono, as those codecs are mono).
 
     * ``write(pcm)`` appends audio, awaiting until at most ``max_buffer_ms`` is buffered; it
       returns False (audio dropped) when the track was cleared or stopped meanwhile, or when
@@ -87,6 +92,7 @@ class AudioOutputTrack(MediaStreamTrack):
         sample_rate: int = 24000,
         *,
         frame_ms: int = 20,
+        channels: int = 1,
         max_buffer_ms: int = 40,
         auto_silence: bool = True,
         max_lag: float = 0.5,
@@ -99,11 +105,17 @@ class AudioOutputTrack(MediaStreamTrack):
         self._sleep = sleep
         if sample_rate * frame_ms % 1000:
             raise ValueError(f"{frame_ms} ms is not a whole number of samples at {sample_rate} Hz")
+        if channels not in (1, 2):
+            raise ValueError(f"{channels} channels: the output track carries mono or stereo")
         self.sample_rate = sample_rate
         self.frame_ms = frame_ms
+        self.channels = channels
+        self._layout = "mono" if channels == 1 else "stereo"
         self.samples_per_frame = sample_rate * frame_ms // 1000
-        self.frame_bytes = self.samples_per_frame * 2
-        self.max_buffer_bytes = max(self.frame_bytes, sample_rate * max_buffer_ms // 1000 * 2)
+        #: bytes of one sample in every channel
+        self.sample_bytes = 2 * channels
+        self.frame_bytes = self.samples_per_frame * self.sample_bytes
+        self.max_buffer_bytes = max(self.frame_bytes, sample_rate * max_buffer_ms // 1000 * self.sample_bytes)
         self.auto_silence = auto_silence
         self.max_lag = max_lag
         self.consumer_timeout = consumer_timeout
@@ -164,9 +176,9 @@ class AudioOutputTrack(MediaStreamTrack):
     def _encode(self, frame: av.AudioFrame) -> av.Packet | None:
         if self._opus is None:
             codec = AudioCodecContext.create("libopus", "w")
-            codec.bit_rate = OPUS_BITRATE
+            codec.bit_rate = OPUS_BITRATE if self.channels == 1 else OPUS_STEREO_BITRATE
             codec.format = "s16"
-            codec.layout = "mono"
+            codec.layout = self._layout
             codec.sample_rate = OPUS_RATE
             codec.time_base = self._time_base
             codec.options = {"application": "voip"}
@@ -188,7 +200,7 @@ class AudioOutputTrack(MediaStreamTrack):
 
     @property
     def buffered_secs(self) -> float:
-        return len(self._buffer) / 2 / self.sample_rate
+        return len(self._buffer) / self.sample_bytes / self.sample_rate
 
     @property
     def started(self) -> bool:
@@ -203,9 +215,9 @@ class AudioOutputTrack(MediaStreamTrack):
         return self._clock() - last < self.consumer_timeout
 
     async def write(self, pcm: bytes) -> bool:
-        """Queue mono s16 ``pcm``, waiting for room; False when (part of) it was dropped."""
-        if len(pcm) % 2:
-            pcm = pcm[:-1]
+        """Queue s16 ``pcm`` (interleaved for stereo), waiting for room; False when (part of) it was dropped."""
+        if extra := len(pcm) % self.sample_bytes:
+            pcm = pcm[:-extra]
         generation = self._generation
         view = memoryview(pcm)
         for start in range(0, len(view), self.frame_bytes):
@@ -457,7 +469,7 @@ class AudioOutputTrack(MediaStreamTrack):
             self.last_audio_at = self._clock()
         else:
             data = bytes(size)
-        frame = av.AudioFrame(format="s16", layout="mono", samples=self.samples_per_frame)
+        frame = av.AudioFrame(format="s16", layout=self._layout, samples=self.samples_per_frame)
         frame.planes[0].update(data)
         frame.sample_rate = self.sample_rate
         frame.pts = self._index * self.samples_per_frame

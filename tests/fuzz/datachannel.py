@@ -29,9 +29,10 @@ from hypothesis import strategies as st
 
 from runner.limits import DEFAULT_LIMITS, JsonLimitError, Limits, loads_bounded
 from runner.processors.rtvi.send_text import SEND_TEXT, SendText, parse_send_text
+from runner.rtvi_protocol import is_rtvi
 from runner.webrtc import SmallWebRTCConnection
 from runner.webrtc.junk import JunkKind
-from runner.webrtc.rtvi import PASSIVE_TYPES, is_rtvi
+from runner.webrtc.rtvi import PASSIVE_TYPES
 from tests.fuzz.harness import FuzzEnv
 from tests.fuzz.strategies import deep_nesting
 from tests.fuzz.strategies import json_values as wide_json_values

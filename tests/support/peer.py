@@ -30,6 +30,9 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from runner.client import sdp as client_sdp
+from runner.client import signalling
+from runner.rtvi_protocol import rtvi_envelope
 from runner.webrtc.ice import restrict_host_addresses
 
 AUDIO_PTIME = 0.02
@@ -76,63 +79,18 @@ def frame_rms(frame: av.AudioFrame) -> float:
 
 
 def strip_candidates(sdp: str) -> tuple[str, list[dict[str, Any]]]:
-    """Remove inline candidates from an SDP, returning them in PATCH format (trickle ICE)."""
-    lines, out, found = sdp.split("\r\n"), [], []
-    mline = -1
-    mid: str | None = None
-    for line in lines:
-        if line.startswith("m="):
-            mline += 1
-            mid = None
-        elif line.startswith("a=mid:"):
-            mid = line[6:]
-        if line.startswith("a=candidate:"):
-            found.append({"candidate": line[2:], "sdp_mid": mid, "sdp_mline_index": mline})
-            continue
-        if line == "a=end-of-candidates":
-            continue
-        out.append(line)
-    return "\r\n".join(out), found
+    """Remove inline candidates from an SDP, returning them in PATCH format (trickle ICE).
+
+    The SDP work is the client's (:mod:`runner.client.sdp`); only the PATCH shape is added here.
+    """
+    found = [
+        {"candidate": text, "sdp_mid": mid, "sdp_mline_index": index}
+        for text, mid, index in client_sdp.candidates_by_section(sdp)
+    ]
+    return client_sdp.strip_candidates(sdp), found
 
 
-def filter_codec(sdp: str, kind: str, codec: str) -> str:
-    """Keep only ``codec`` (rtpmap prefix, like the JS ``sdpFilterCodec``) in ``kind`` m-lines."""
-    lines = sdp.split("\r\n")
-    out: list[str] = []
-    in_kind = False
-    keep: set[str] = set()
-    section: list[str] = []
-
-    def flush() -> None:
-        if not section:
-            return
-        if in_kind:
-            for line in section:
-                if line.startswith("a=rtpmap:"):
-                    pt, _, name = line[9:].partition(" ")
-                    if name.startswith(codec):
-                        keep.add(pt)
-            for line in section:
-                if line.startswith("m="):
-                    parts = line.split()
-                    out.append(" ".join(parts[:3] + [p for p in parts[3:] if p in keep]))
-                elif line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")):
-                    if line.split(":", 1)[1].split()[0] in keep:
-                        out.append(line)
-                else:
-                    out.append(line)
-        else:
-            out.extend(section)
-        section.clear()
-        keep.clear()
-
-    for line in lines:
-        if line.startswith("m="):
-            flush()
-            in_kind = line.startswith(f"m={kind} ")
-        section.append(line)
-    flush()
-    return "\r\n".join(out)
+filter_codec = client_sdp.filter_codec
 
 
 class TestPeer:
@@ -264,16 +222,10 @@ class TestPeer:
                 transceiver.sender.replaceTrack(None)
         pc = self._build_pc()
         sdp, candidates = await self._make_offer(pc)
-        body: dict[str, Any] = {"sdp": sdp, "type": "offer", "pc_id": self.pc_id, "restart_pc": restart}
-        if self.request_data is not None:
-            body["request_data"] = self.request_data
         if restart and candidates:
-            # like the JS client: new candidates may be PATCHed with the *old* pc_id
-            self._spawn(self.patch({"pc_id": self.pc_id, "candidates": candidates}))
-        async with await self.post_offer(body) as resp:
-            if resp.status != 200:
-                raise AssertionError(f"offer failed: {resp.status} {await resp.text()}")
-            answer = await resp.json()
+            # like the JS client: new candidates may be PATCHed with the *old* pc_id (answer ignored)
+            self._spawn(self._patch_ignoring_answer({"pc_id": self.pc_id, "candidates": candidates}))
+        answer = await self._offer(sdp, restart)
         self.pc = pc
         await self._apply_answer(answer, candidates)
         if old_pc is not None:
@@ -284,11 +236,7 @@ class TestPeer:
         """New offer on the same pc (``restart_pc: false``)."""
         assert self.pc is not None
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        sdp = self.pc.localDescription.sdp
-        body = {"sdp": sdp, "type": "offer", "pc_id": self.pc_id, "restart_pc": False}
-        async with await self.post_offer(body) as resp:
-            assert resp.status == 200, await resp.text()
-            answer = await resp.json()
+        answer = await self._offer(self.pc.localDescription.sdp, False)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         self.answer = answer
         return answer
@@ -300,8 +248,24 @@ class TestPeer:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         if candidates:
             end = {"candidate": "", "sdp_mid": "0", "sdp_mline_index": 0}
-            async with await self.patch({"pc_id": self.pc_id, "candidates": [*candidates, end]}) as resp:
-                assert resp.status == 200, await resp.text()
+            try:
+                await signalling.patch_candidates(self._session(), self._endpoint(), self.pc_id, [*candidates, end])
+            except signalling.HttpStatusError as exc:
+                raise AssertionError(f"candidates PATCH failed: {exc.status} {exc.detail}") from exc
+
+    def _endpoint(self) -> signalling.OfferEndpoint:
+        return signalling.OfferEndpoint(self.url, request_data=self.request_data)
+
+    async def _offer(self, sdp: str, restart: bool) -> dict[str, Any]:
+        """POST the offer the client's way; a refusal is an AssertionError naming the status."""
+        try:
+            return await signalling.post_offer(self._session(), self._endpoint(), sdp, self.pc_id, restart)
+        except signalling.HttpStatusError as exc:
+            raise AssertionError(f"offer failed: {exc.status} {exc.detail}") from exc
+
+    async def _patch_ignoring_answer(self, body: Any) -> None:
+        async with await self.patch(body):
+            pass
 
     async def wait_open(self, within: float = 10.0) -> None:
         """Wait for the data channel to open."""
@@ -320,7 +284,7 @@ class TestPeer:
     def send_rtvi(self, msg_type: str, data: Any = None, msg_id: str | None = None) -> str:
         """Send an RTVI message; returns its id."""
         msg_id = msg_id or uuid.uuid4().hex[:8]
-        self.send({"label": "rtvi-ai", "type": msg_type, "data": data or {}, "id": msg_id})
+        self.send(rtvi_envelope(msg_type, data or {}, msg_id))
         return msg_id
 
     def send_client_ready(self) -> str:

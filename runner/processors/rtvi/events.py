@@ -67,8 +67,8 @@ from runner.frames import (
     UserTurnFrame,
 )
 from runner.processors.base import DOWNSTREAM, FrameProcessor, ProcessorParams
+from runner.rtvi_protocol import rtvi_envelope
 
-RTVI_LABEL = "rtvi-ai"
 TextKind = Literal["auto", "llm", "tts"]
 
 _REPORTED = (
@@ -91,10 +91,7 @@ _SEEN_MAX = 256
 
 def rtvi_event(msg_type: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """One server->client RTVI message; ``data`` is left out when None."""
-    message: dict[str, Any] = {"label": RTVI_LABEL, "type": msg_type}
-    if data is not None:
-        message["data"] = data
-    return message
+    return rtvi_envelope(msg_type) if data is None else rtvi_envelope(msg_type, data)
 
 
 def iso_timestamp(epoch: float) -> str:
