@@ -184,8 +184,13 @@ class AudioRawFrame(DataFrame):
 
 @dataclass(slots=True)
 class InputAudioRawFrame(AudioRawFrame):
-    """Audio from the user (microphone); an interruption never drops it or cuts its processing."""
+    """Audio from the user (microphone); an interruption never drops it or cuts its processing.
 
+    ``received_at`` is the ``time.monotonic()`` at which the transport had the chunk complete
+    (None for audio that did not come from a transport): a real-time relay can tell how late it is.
+    """
+
+    received_at: float | None = None
     on_interruption: ClassVar[InterruptionRule] = "finish"
 
 

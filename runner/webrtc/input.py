@@ -334,18 +334,19 @@ class SmallWebRTCInputTransport(FrameProcessor):
         vad = self._params.vad_analyzer
         if vad is not None and hasattr(vad, "set_sample_rate"):
             vad.set_sample_rate(self.sample_rate)
-        pending: deque[bytes] = deque()
+        pending: deque[tuple[bytes, float]] = deque()
         ready = asyncio.Event()
         self._spawn("audio-consumer", self._audio_consumer(pending, ready))
         track: MediaStreamTrack | None = None
         tuned: RTCRtpReceiver | None = None
 
         def deliver(frame: av.AudioFrame) -> None:
+            now = time.monotonic()
             for chunk in normalizer.push_frame(frame):
                 if len(pending) >= MAX_PENDING_CHUNKS:
                     pending.popleft()
                     self._count_dropped()
-                pending.append(chunk)
+                pending.append((chunk, now))
             ready.set()
 
         try:
@@ -375,20 +376,21 @@ class SmallWebRTCInputTransport(FrameProcessor):
         if self.audio_dropped == 1 or self.audio_dropped % MAX_PENDING_CHUNKS == 0:
             self._log().warning("input_audio_dropped", chunks=self.audio_dropped, queue=MAX_PENDING_CHUNKS)
 
-    async def _audio_consumer(self, pending: deque[bytes], ready: asyncio.Event) -> None:
+    async def _audio_consumer(self, pending: deque[tuple[bytes, float]], ready: asyncio.Event) -> None:
         """Push queued chunks in order; nothing is dropped here.
 
         Pushing is a direct ``await`` through the pipeline, so an echo to the output track
         waits on the track's backpressure. A backlog left by a transient (a stalled event loop,
         a network burst) is worked off by the output track, which sends the frames it owes back
-        to back and sheds a standing queue of bot audio; only a queue that is really full
-        (``MAX_PENDING_CHUNKS``) loses input audio, and that is counted.
+        to back and sheds a standing queue of bot audio, and a real-time relay (``audio.echo``)
+        skips chunks that waited too long (each frame carries ``received_at``); only a queue that
+        is really full (``MAX_PENDING_CHUNKS``) loses input audio here, and that is counted.
         """
         while True:
             while not pending:
                 ready.clear()
                 await ready.wait()
-            await self._audio_chunk(pending.popleft())
+            await self._audio_chunk(*pending.popleft())
 
     def _tune(self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None, sink: AudioSink) -> RTCRtpReceiver | None:
         """Low-latency buffer (decoding into ``sink``) for ``track``'s receiver; the receiver."""
@@ -398,14 +400,16 @@ class SmallWebRTCInputTransport(FrameProcessor):
             self._log().debug("audio_jitter_buffer_tuned", track=track.id)
         return receiver
 
-    async def _audio_chunk(self, pcm: bytes) -> None:
+    async def _audio_chunk(self, pcm: bytes, received_at: float | None = None) -> None:
         self.audio_frames += 1
         vad = self._params.vad_analyzer
         if vad is not None:
             await self._run_vad(vad, pcm)
         if self._params.audio_in_passthrough:
             channels = self._params.audio_in_channels
-            frame = InputAudioRawFrame(audio=pcm, sample_rate=self.sample_rate, num_channels=channels)
+            frame = InputAudioRawFrame(
+                audio=pcm, sample_rate=self.sample_rate, num_channels=channels, received_at=received_at
+            )
             await self.push_frame(frame, DOWNSTREAM)
 
     async def _run_vad(self, vad: Any, pcm: bytes) -> None:

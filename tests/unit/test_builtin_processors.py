@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import wave
 from pathlib import Path
 from typing import ClassVar
@@ -87,6 +88,28 @@ async def test_echo_can_pass_input_on() -> None:
     run = await run_processor(AudioEcho(params), [InputAudioRawFrame(b"\1\0" * 320, 8000, 2)])
     assert_frames(run.down, [OutputAudioRawFrame, InputAudioRawFrame])
     assert run.down[0].num_channels == 2  # type: ignore[attr-defined]
+
+
+def _mic(n: int, waited_secs: float) -> InputAudioRawFrame:
+    """Chunk ``n`` (its first sample is ``n``) that the transport received ``waited_secs`` ago."""
+    return InputAudioRawFrame(n.to_bytes(2, "little") * 320, 16000, 1, received_at=time.monotonic() - waited_secs)
+
+
+async def test_echo_skips_a_backlog_until_it_has_caught_up() -> None:
+    # 3 on time, 5 that waited behind a stall (0.5 s down to 0.1 s), then one 50 ms late (still
+    # catching up: above catch_up_ms), then on time again: the backlog's frames are not echoed.
+    waits = [0.0, 0.0, 0.0, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.0, 0.0, -0.01]
+    echo = AudioEcho()
+    run = await run_processor(echo, [_mic(n, w) for n, w in enumerate(waits)])
+    echoed = [int.from_bytes(f.audio[:2], "little") for f in run.of_type(OutputAudioRawFrame)]
+    assert echoed == [0, 1, 2, 9, 10, 11]
+    assert echo.frames_skipped == 6
+
+
+async def test_echo_without_a_lag_limit_echoes_everything() -> None:
+    echo = AudioEcho(AudioEcho.Params(max_lag_ms=0))
+    run = await run_processor(echo, [_mic(n, 1.0) for n in range(5)] + [InputAudioRawFrame(b"\0\0" * 320, 16000)])
+    assert len(run.of_type(OutputAudioRawFrame)) == 6 and echo.frames_skipped == 0
 
 
 async def test_tone_frequency_and_amount() -> None:
