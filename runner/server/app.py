@@ -19,6 +19,7 @@ import structlog
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from runner.limits import Limits
 from runner.server.config import BotFactory, ServerConfig
 from runner.server.errors import ApiError, BadRequest, BodyTooLarge, NotFound
 from runner.server.handler import Reply, SignallingHandler, error_reply
@@ -91,11 +92,10 @@ async def _cors_and_errors(request: web.Request, handler: Any) -> web.StreamResp
 # -- adapter -------------------------------------------------------------------------------------
 
 
-def _body_reader(request: web.Request) -> Callable[[], Awaitable[bytes]]:
+def _body_reader(request: web.Request, limits: Limits) -> Callable[[], Awaitable[bytes]]:
     """Reads the whole body (however many segments it came in) when the handler needs it."""
 
     async def read() -> bytes:
-        limits = request.app[HANDLER_KEY].config.limits
         if request.content_length is not None and request.content_length > limits.max_body_bytes:
             raise BodyTooLarge(f"request body larger than {limits.max_body_bytes} bytes")
         try:
@@ -121,18 +121,20 @@ def aiohttp_routes(handler: SignallingHandler) -> list[web.RouteDef]:
     ``on_shutdown``) and adds its own CORS if browsers on other origins call it.
     """
 
+    limits = handler.config.limits
+
     async def offer(request: web.Request) -> web.Response:
-        return _response(await handler.offer(_body_reader(request)))
+        return _response(await handler.offer(_body_reader(request, limits)))
 
     async def patch_offer(request: web.Request) -> web.Response:
-        return _response(await handler.patch(_body_reader(request)))
+        return _response(await handler.patch(_body_reader(request, limits)))
 
     async def start(request: web.Request) -> web.Response:
-        return _response(await handler.start(_body_reader(request)))
+        return _response(await handler.start(_body_reader(request, limits)))
 
     async def session_proxy(request: web.Request) -> web.Response:
         info = request.match_info
-        reply = await handler.session(info["session_id"], request.method, info["tail"], _body_reader(request))
+        reply = await handler.session(info["session_id"], request.method, info["tail"], _body_reader(request, limits))
         return _response(reply)
 
     async def status(request: web.Request) -> web.Response:
