@@ -82,7 +82,12 @@ async def _lifespan(handler: SignallingHandler, receive: Receive, send: Send) ->
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            await handler.startup()
+            try:
+                await handler.startup()
+            except Exception as exc:
+                log.error("signalling_startup_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await handler.shutdown()
@@ -93,8 +98,8 @@ async def _lifespan(handler: SignallingHandler, receive: Receive, send: Send) ->
 async def _dispatch(handler: SignallingHandler, method: str, path: str, receive: Receive) -> Reply:
     body = _body_reader(receive, handler.config.limits.max_body_bytes)
     if path.startswith("/sessions/"):
-        session_id, _, tail = path[len("/sessions/") :].partition("/")
-        if session_id:
+        session_id, slash, tail = path[len("/sessions/") :].partition("/")
+        if session_id and slash:  # like the aiohttp route: /sessions/{id}/{tail}
             return await handler.session(session_id, method, tail, body)
     if path == "/api/offer" and method == "POST":
         return await handler.offer(body)
@@ -117,8 +122,11 @@ def signalling_asgi(handler: SignallingHandler) -> AsgiApp:
         if scope["type"] == "lifespan":
             await _lifespan(handler, receive, send)
             return
+        if scope["type"] == "websocket":  # closing before accept refuses the handshake (403)
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
-            raise ValueError(f"signalling_asgi serves http only, not {scope['type']!r}")
+            raise ValueError(f"signalling_asgi serves http and lifespan only, not {scope['type']!r}")
         path = _route_path(scope)
         try:
             reply = await _dispatch(handler, scope["method"], path, receive)

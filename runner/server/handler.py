@@ -77,15 +77,22 @@ class SignallingHandler:
         self.registry = SessionRegistry(config.max_sessions, config.connect_timeout_secs, config.bot_grace_secs)
         registry = self.registry
         self.rates = RateLimiter(config.limits, alive=lambda sid: registry.get(sid) is not None)
+        self._closing = False
 
     # -- lifetime --------------------------------------------------------------------------------
 
     async def startup(self) -> None:
         """Called once before serving (nothing runs in the background until the first offer)."""
+        self._closing = False
         log.info("signalling_started", max_sessions=self.config.max_sessions)
 
     async def shutdown(self) -> None:
-        """End every session: peerLeft, close its connection, cancel its bot after the grace."""
+        """End every session: peerLeft, close its connection, cancel its bot after the grace.
+
+        From here on new sessions are refused (503), so a request still in flight cannot leave
+        a session behind that nobody will close.
+        """
+        self._closing = True
         log.info("server_shutdown", **self.registry.counts())
         await self.registry.close_all(self.config.shutdown_timeout_secs)
 
@@ -154,6 +161,10 @@ class SignallingHandler:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _refuse_if_closing(self) -> None:
+        if self._closing:
+            raise ApiError(503, "server is shutting down")
+
     def _route_session(self, session_id: str | None) -> Session | None:
         if session_id is None:
             return None
@@ -213,6 +224,7 @@ class SignallingHandler:
         config, registry = self.config, self.registry
         if session is not None and session.state is not SessionState.PENDING:
             raise Conflict("session already has a connection; renegotiate with its pc_id")
+        self._refuse_if_closing()
         reserved = session is None
         if reserved and not registry.reserve():
             raise ServerFull(f"server full: {config.max_sessions} sessions active", 2.0)
@@ -285,6 +297,7 @@ class SignallingHandler:
             raise BadRequest(f"unsupported transport {clip_repr(transport)}; this server speaks 'webrtc' only")
         if body.get("enableDefaultIceServers") and not config.ice_servers:
             log.info("default_ice_servers_ignored", reason="no public STUN is ever configured implicitly")
+        self._refuse_if_closing()
         if not registry.reserve():
             raise ServerFull(f"server full: {config.max_sessions} sessions active", 2.0)
         session = registry.create(body.get("body"), reserved=True)

@@ -113,13 +113,21 @@ async def test_aiohttp_routes_in_a_users_own_app() -> None:
             await peer.wait_rtvi("bot-ready", peer.send_client_ready())
             await peer.wait_audio(frames=10, min_level=500.0)
         assert [info.request_data for info in recorder.infos] == [None, {"who": "u"}]
-    try:
-        for peer in peers:
-            await peer.wait_for(_is_peer_left)
-        assert recorder.finished + recorder.cancelled == 2
-    finally:
-        for peer in peers:
-            await peer.close()
+        try:
+            await handler.shutdown()  # the host ends the signalling while its own app keeps serving
+            for peer in peers:
+                await peer.wait_for(_is_peer_left)
+            assert recorder.finished + recorder.cancelled == 2
+            async with aiohttp.ClientSession() as http_:
+                async with http_.post(url + "/start", json={}) as resp:
+                    assert resp.status == 503
+                    assert await resp.json() == {"detail": "server is shutting down"}
+                async with http_.get(url + "/hello") as resp:
+                    assert resp.status == 200
+        finally:
+            for peer in peers:
+                await peer.close()
+    assert handler.registry.counts()["sessions"] == 0
 
 
 # -- every adapter refuses bad input exactly like the built-in server ---------------------------
