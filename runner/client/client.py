@@ -26,8 +26,6 @@ import aiohttp
 import structlog
 from aiortc import (
     MediaStreamTrack,
-    RTCBundlePolicy,
-    RTCConfiguration,
     RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
@@ -37,11 +35,12 @@ from aiortc import (
 from runner.client import sdp as sdp_tools
 from runner.client.peer import (
     AudioSink,
-    SenderTrack,
     VideoSink,
     client_about,
     describe,
     ice_server,
+    local_offer,
+    new_client_pc,
     read_remote_track,
     retire_pc,
     track_kind,
@@ -58,7 +57,7 @@ from runner.client.signalling import (
 )
 from runner.events import EventEmitter
 from runner.rtvi_protocol import Envelope, parse_rtvi, rtvi_envelope
-from runner.webrtc.ice import restrict_host_addresses, validate_host_addresses
+from runner.webrtc.ice import validate_host_addresses
 
 log = structlog.get_logger("runner.client")
 
@@ -275,17 +274,7 @@ class SmallWebRTCClient(EventEmitter):
         return data
 
     def _new_pc(self) -> RTCPeerConnection:
-        config = RTCConfiguration(iceServers=list(self._ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
-        pc = RTCPeerConnection(config)
-        audio = pc.addTransceiver("audio", direction="sendrecv")
-        video = pc.addTransceiver("video", direction="sendrecv")
-        senders = [audio.sender, video.sender]
-        if self.enable_screen:
-            senders.append(pc.addTransceiver("video", direction="sendonly").sender)
-        for sender, track in zip(senders, self._tracks, strict=False):
-            if track is not None:
-                sender.replaceTrack(SenderTrack(track))
-        channel = pc.createDataChannel("chat", ordered=True)
+        pc, channel = new_client_pc(self._ice_servers, self._tracks, screen=self.enable_screen)
         self._adopt_channel(pc, channel)
 
         @pc.on("track")
@@ -305,17 +294,14 @@ class SmallWebRTCClient(EventEmitter):
     async def _negotiate(self, pc: RTCPeerConnection, *, restart_pc: bool) -> None:
         """Offer on ``pc``, POST it with the current ``pc_id``, apply the answer, trickle."""
         assert self._endpoint is not None
-        if self.host_addresses:
-            restrict_host_addresses(pc, self.host_addresses)
-        offer = await pc.createOffer()
-        await pc.setLocalDescription(offer)
-        local = pc.localDescription.sdp
-        sdp = sdp_tools.filter_codec(local, "audio", self.audio_codec)
-        sdp = sdp_tools.filter_codec(sdp, "video", self.video_codec)
-        if self.trickle:
-            for text, mid, index in sdp_tools.candidates_by_section(sdp):
-                self._candidates.append({"candidate": text, "sdp_mid": mid, "sdp_mline_index": index})
-            sdp = sdp_tools.strip_candidates(sdp)
+        sdp, candidates = await local_offer(
+            pc,
+            host_addresses=self.host_addresses,
+            audio_codec=self.audio_codec,
+            video_codec=self.video_codec,
+            trickle=self.trickle,
+        )
+        self._candidates.extend(candidates)
         self.last_offer_sdp = sdp
         self.stats.offers += 1
         answer = await post_offer(self._session(), self._endpoint, sdp, self.pc_id, restart_pc)

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import av
 import numpy as np
 import structlog
-from aiortc import MediaStreamTrack, RTCIceServer, RTCPeerConnection
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+)
 from aiortc.mediastreams import MediaStreamError
 
+from runner.client import sdp as sdp_tools
 from runner.client.media import AudioConverter
+from runner.webrtc.ice import restrict_host_addresses
 
 log = structlog.get_logger("runner.client")
 
@@ -39,6 +48,56 @@ class SenderTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         return await self.source.recv()
+
+
+def new_client_pc(
+    ice_servers: Sequence[RTCIceServer], tracks: Sequence[MediaStreamTrack | None], *, screen: bool = False
+) -> tuple[RTCPeerConnection, RTCDataChannel]:
+    """A peer connection laid out as the JS client lays it out, and its data channel.
+
+    Transceivers in this order: audio ``sendrecv`` (mic), video ``sendrecv`` (camera) and, with
+    ``screen``, video ``sendonly``; then the ordered ``chat`` channel. Each source in ``tracks``
+    (same order, None for none) is attached through its own :class:`SenderTrack`.
+    """
+    config = RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    pc = RTCPeerConnection(config)
+    audio = pc.addTransceiver("audio", direction="sendrecv")
+    video = pc.addTransceiver("video", direction="sendrecv")
+    senders = [audio.sender, video.sender]
+    if screen:
+        senders.append(pc.addTransceiver("video", direction="sendonly").sender)
+    for sender, track in zip(senders, tracks, strict=False):
+        if track is not None:
+            sender.replaceTrack(SenderTrack(track))
+    return pc, pc.createDataChannel("chat", ordered=True)
+
+
+async def local_offer(
+    pc: RTCPeerConnection,
+    *,
+    host_addresses: Sequence[str] | None = None,
+    audio_codec: str | None = None,
+    video_codec: str | None = None,
+    trickle: bool = True,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Make and set ``pc``'s offer; the SDP to POST and the candidates to PATCH (trickle ICE).
+
+    The SDP is codec-filtered like the JS client's ``sdpFilterCodec``; when trickling, its inline
+    candidates are taken out and returned in PATCH form (``candidate``, ``sdp_mid``,
+    ``sdp_mline_index``).
+    """
+    if host_addresses:
+        restrict_host_addresses(pc, list(host_addresses))
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = sdp_tools.filter_codec(pc.localDescription.sdp, "audio", audio_codec)
+    sdp = sdp_tools.filter_codec(sdp, "video", video_codec)
+    if not trickle:
+        return sdp, []
+    candidates = [
+        {"candidate": text, "sdp_mid": mid, "sdp_mline_index": index}
+        for text, mid, index in sdp_tools.candidates_by_section(sdp)
+    ]
+    return sdp_tools.strip_candidates(sdp), candidates
 
 
 async def retire_pc(pc: RTCPeerConnection | None) -> None:

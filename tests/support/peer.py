@@ -22,8 +22,6 @@ import av
 import numpy as np
 from aiortc import (
     MediaStreamTrack,
-    RTCBundlePolicy,
-    RTCConfiguration,
     RTCDataChannel,
     RTCPeerConnection,
     RTCSessionDescription,
@@ -32,8 +30,8 @@ from aiortc.mediastreams import MediaStreamError
 
 from runner.client import sdp as client_sdp
 from runner.client import signalling
+from runner.client.peer import local_offer, new_client_pc
 from runner.rtvi_protocol import rtvi_envelope
-from runner.webrtc.ice import restrict_host_addresses
 
 AUDIO_PTIME = 0.02
 
@@ -153,14 +151,8 @@ class TestPeer:
         task.add_done_callback(self._tasks.discard)
 
     def _build_pc(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        audio = pc.addTransceiver("audio", direction="sendrecv")
-        if self.mic is not None:
-            audio.sender.replaceTrack(self.mic)
-        pc.addTransceiver("video", direction="sendrecv")
-        if self.screen:
-            pc.addTransceiver("video", direction="sendonly")
-        channel = pc.createDataChannel("chat", ordered=True)
+        """The client's own peer connection layout (runner.client), with this peer's recording handlers."""
+        pc, channel = new_client_pc([], [self.mic], screen=self.screen)
         self._channel_open = asyncio.Event()
         self.channel = channel
 
@@ -195,15 +187,7 @@ class TestPeer:
                 self.audio_levels.append(frame_rms(frame))  # type: ignore[arg-type]
 
     async def _make_offer(self, pc: RTCPeerConnection) -> tuple[str, list[dict[str, Any]]]:
-        restrict_host_addresses(pc, ["127.0.0.1"])
-        await pc.setLocalDescription(await pc.createOffer())
-        sdp = pc.localDescription.sdp
-        candidates: list[dict[str, Any]] = []
-        if self.trickle:
-            sdp, candidates = strip_candidates(sdp)
-        if self.audio_codec:
-            sdp = filter_codec(sdp, "audio", self.audio_codec)
-        return sdp, candidates
+        return await local_offer(pc, host_addresses=["127.0.0.1"], audio_codec=self.audio_codec, trickle=self.trickle)
 
     async def post_offer(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
         """POST a raw JSON body to the offer URL (response left for the caller)."""
